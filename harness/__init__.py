@@ -1,0 +1,1 @@
+"""The edabench engine: scheduler, recorder, runner, driver protocol, gate and CLI."""

@@ -1,0 +1,1 @@
+"""Locust integration: open-model users, HDR recording of every request, run directories."""
