@@ -1,0 +1,1 @@
+"""Systems under test shipped with edabench; each exposes a driver (see harness.protocol)."""

@@ -1,0 +1,320 @@
+"""The bancaire consumer: a group member that applies batches to the ledger.
+
+Per `getmany` batch: decode everything (bad records -> DLQ), apply the good ones in one DB
+transaction, publish the outcomes, and only then commit the offsets. A crash anywhere before the
+offset commit re-delivers the batch, and the processed_events table turns the replay into
+"duplicate" outcomes with no second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from targets.bank import metrics as m
+from targets.bank.api import Status
+from targets.bank.apply import APPLIED, DLQ, DUPLICATE, REJECTED, Decision, apply_batch
+from targets.bank.avro import DecodeError, Decoder
+from targets.bank.topics import (
+    DLQ as DLQ_TOPIC,
+)
+from targets.bank.topics import (
+    H_DLQ_OFFSET,
+    H_DLQ_PARTITION,
+    H_DLQ_REASON,
+    H_DLQ_TOPIC,
+    H_OP_ID,
+    H_ORIGIN,
+    INPUT_TOPICS,
+    OUTCOMES,
+    own_partition,
+)
+
+log = logging.getLogger(__name__)
+#: outcomes per outcome record: keeps records well under the default 1 MB request size
+OUTCOME_CHUNK = 1000
+_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+@dataclass(slots=True)
+class Config:
+    kafka: str
+    group: str = "bancaire"
+    max_batch: int = 2000
+    fetch_wait_ms: int = 5
+    session_timeout_ms: int = 6000
+    instance: int = 0
+    instances: int = 1
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, owner: BankConsumer) -> None:
+        self.owner = owner
+        self.status = owner.status
+        self.consumer = owner.consumer
+        self.starts = owner.starts
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.owner.flush_commits()  # commit what is done before the partitions move
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:  # never committed by this group: start where the run started
+            start = self.starts.get((tp.topic, tp.partition))
+            if start is not None and await self.consumer.committed(tp) is None:
+                self.consumer.seek(tp, start)
+        self.status.assigned = len(assigned)
+        self.status.ready = True
+        m.ASSIGNED.set(len(assigned))
+        log.info("assigned %d partitions", len(assigned))
+
+
+def _ids(headers: Any) -> tuple[str | None, str]:
+    """(op id, origin) from a record's headers, in one pass."""
+    op_id, origin = None, ""
+    for k, v in headers or ():
+        if k == H_OP_ID and v is not None:
+            op_id = v.decode("utf-8", "replace")
+        elif k == H_ORIGIN and v is not None:
+            origin = v.decode("utf-8", "replace")
+    return op_id, origin
+
+
+class BankConsumer:
+    def __init__(
+        self,
+        cfg: Config,
+        pool: asyncpg.Pool,
+        decoder: Decoder,
+        status: Status,
+        starts: dict[tuple[str, int], int] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.starts = starts or {}
+        self._out_part = 0
+        self._dlq_part = 0
+        self.pool = pool
+        self.decoder = decoder
+        self.status = status
+        self.stopping = asyncio.Event()
+        # (outcome delivery futures, offsets) of applied batches, committed in order off the hot path
+        self._pending: asyncio.Queue[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = asyncio.Queue(
+            maxsize=16
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.kafka,
+            group_id=cfg.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=cfg.fetch_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=max(500, cfg.session_timeout_ms // 4),
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.kafka,
+            acks=1,
+            linger_ms=1,
+            enable_idempotence=False,
+            max_batch_size=256 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+
+    async def run(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self._out_part = own_partition(
+            self.cfg.instance, self.cfg.instances, len(await self.producer.partitions_for(OUTCOMES))
+        )
+        self._dlq_part = own_partition(
+            self.cfg.instance, self.cfg.instances, len(await self.producer.partitions_for(DLQ_TOPIC))
+        )
+        committer = asyncio.create_task(self._committer(), name="committer")
+        self.consumer.subscribe(list(INPUT_TOPICS), listener=_Listener(self))
+        self.status.kafka = "connected"
+        try:
+            while not self.stopping.is_set():
+                batch = await self.consumer.getmany(timeout_ms=100, max_records=self.cfg.max_batch)
+                if batch:
+                    await self.process(batch)
+        finally:
+            self.status.ready = False
+            try:
+                await self.flush_commits()
+            finally:
+                committer.cancel()
+                await self.consumer.stop()  # leaves the group so partitions move at once
+                await self.producer.stop()
+
+    async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        t0 = time.perf_counter()
+        records = [r for recs in batch.values() for r in recs]
+        m.BATCH_SIZE.observe(len(records))
+        missing = self.decoder.unknown_ids([r.value for r in records])
+        if missing:
+            await self.decoder.resolve(missing)
+
+        good: list[tuple[str, dict[str, Any]]] = []
+        good_idx: list[int] = []
+        decisions: list[Decision | None] = [None] * len(records)
+        dlq_futs = []
+        for tp, recs in batch.items():
+            m.CONSUMED.labels(tp.topic).inc(len(recs))
+        for i, r in enumerate(records):
+            try:
+                good.append(self.decoder.decode(r.value))
+                good_idx.append(i)
+            except DecodeError as exc:
+                decisions[i] = Decision(DLQ, exc.reason)
+                dlq_futs.append(await self._to_dlq(r, exc.reason))
+                m.DLQ.labels(exc.reason).inc()
+
+        t1 = time.perf_counter()
+        m.STAGE_SECONDS.labels("decode").observe(t1 - t0)
+        if good:
+            for d_i, d in zip(good_idx, await self._apply(good), strict=True):
+                decisions[d_i] = d
+        committed_ns = time.time_ns()
+        self._count(good, good_idx, decisions, committed_ns)
+
+        t2 = time.perf_counter()
+        m.STAGE_SECONDS.labels("db").observe(t2 - t1)
+        futs = await self._publish(records, good, good_idx, decisions, committed_ns)
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items() if recs}
+        # the next batch starts now; the committer moves the offsets once these outcomes are delivered
+        await self._pending.put(([*dlq_futs, *futs], offsets))
+        t3 = time.perf_counter()
+        m.STAGE_SECONDS.labels("outcomes").observe(t3 - t2)
+        m.BATCH_SECONDS.observe(t3 - t0)
+
+    @staticmethod
+    def _count(
+        good: list[tuple[str, dict[str, Any]]],
+        good_idx: list[int],
+        decisions: list[Decision | None],
+        committed_ns: int,
+    ) -> None:
+        """Metrics per batch, one labelled increment per label value (per event is measurably slow)."""
+        applied: Counter[str] = Counter()
+        rejected: Counter[str] = Counter()
+        duplicates = 0
+        oldest_ts: Any = None
+        for (name, rec), d_i in zip(good, good_idx, strict=True):
+            d = decisions[d_i]
+            assert d is not None
+            if d.status == APPLIED:
+                applied[name] += 1
+                if oldest_ts is None:
+                    oldest_ts = rec["timestamp"]
+            elif d.status == DUPLICATE:
+                duplicates += 1
+            elif d.status == REJECTED:
+                rejected[d.reason or "unknown"] += 1
+        for name, n in applied.items():
+            m.APPLIED.labels(name).inc(n)
+        for reason, n in rejected.items():
+            m.REJECTED.labels(reason).inc(n)
+        if duplicates:
+            m.DUPLICATES.inc(duplicates)
+        if oldest_ts is not None:  # one sample per batch: its first applied event
+            ts_ms = oldest_ts if isinstance(oldest_ts, int) else int(oldest_ts.timestamp() * 1000)
+            m.EVENT_LATENCY.observe(max(0, committed_ns // 1_000_000 - ts_ms) / 1000)
+
+    async def _apply(self, good: list[tuple[str, dict[str, Any]]]) -> list[Decision]:
+        for attempt in range(5):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await apply_batch(conn, good)
+            except _RETRYABLE as exc:
+                log.warning("batch retry %d after %s", attempt + 1, type(exc).__name__)
+                await asyncio.sleep(0.01 * (attempt + 1))
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await apply_batch(conn, good)
+
+    async def _to_dlq(self, r: Any, reason: str) -> asyncio.Future[Any]:
+        headers = [
+            *(r.headers or ()),
+            (H_DLQ_REASON, reason.encode()),
+            (H_DLQ_TOPIC, r.topic.encode()),
+            (H_DLQ_PARTITION, str(r.partition).encode()),
+            (H_DLQ_OFFSET, str(r.offset).encode()),
+        ]
+        return await self.producer.send(DLQ_TOPIC, r.value, key=r.key, headers=headers, partition=self._dlq_part)
+
+    async def _publish(
+        self,
+        records: list[Any],
+        good: list[tuple[str, dict[str, Any]]],
+        good_idx: list[int],
+        decisions: list[Decision | None],
+        committed_ns: int,
+    ) -> list[asyncio.Future[Any]]:
+        """One outcome record per (origin, chunk): per-event records would cost more CPU than the apply."""
+        event_ids: dict[int, str] = {i: rec["event_id"] for (_, rec), i in zip(good, good_idx, strict=True)}
+        by_origin: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for i, r in enumerate(records):
+            d = decisions[i]
+            assert d is not None
+            op_id, origin = _ids(r.headers)
+            by_origin[origin].append(
+                {
+                    "event_id": event_ids.get(i),
+                    "op_id": op_id,
+                    "status": d.status,
+                    "reason": d.reason,
+                    "original": d.original,
+                    "processed_at": committed_ns,
+                }
+            )
+        futs = []
+        for origin, outs in by_origin.items():
+            for k in range(0, len(outs), OUTCOME_CHUNK):
+                value = orjson.dumps(outs[k : k + OUTCOME_CHUNK])
+                futs.append(await self.producer.send(OUTCOMES, value, key=origin.encode(), partition=self._out_part))
+        return futs
+
+    async def flush_commits(self, timeout_s: float = 10.0) -> None:
+        """Wait until every processed batch has its outcomes delivered and its offsets committed."""
+        try:
+            await asyncio.wait_for(self._pending.join(), timeout_s)
+        except TimeoutError:
+            log.warning("pending offset commits not flushed in %.0fs: those records will be replayed", timeout_s)
+
+    async def _committer(self) -> None:
+        """Commits offsets off the critical path, in batch order, after the batch's outcomes are
+        delivered (an outcome is never dropped by a commit). Coalesces whatever has queued up
+        into one commit. Committing late is safe: a replay only yields duplicates."""
+        while True:
+            items = [await self._pending.get()]
+            while not self._pending.empty():
+                items.append(self._pending.get_nowait())
+            t0 = time.perf_counter()
+            offsets: dict[TopicPartition, int] = {}
+            try:
+                for futs, offs in items:
+                    for f in futs:
+                        try:
+                            await f
+                        except KafkaError as exc:
+                            log.error("outcome not delivered (%s): its op will time out", exc)
+                    offsets.update(offs)
+                await self._commit(offsets)
+            finally:
+                for _ in items:
+                    self._pending.task_done()
+            m.STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t0)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # a rebalance took the partitions: the new owner replays, processed_events dedupes
+            log.warning("offset commit failed (%s): batch will be replayed as duplicates", exc)

@@ -1,0 +1,179 @@
+"""`python -m targets.bank.service`: the bancaire service (consumer + REST API + /metrics).
+
+With `--instances N > 1` this process supervises N single-instance children (ports api-port+i)
+and forwards SIGTERM to them; the driver starts instances itself so it can kill one for chaos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+
+from targets.bank.api import App, Status
+from targets.bank.avro import Decoder
+from targets.bank.consumer import BankConsumer, Config
+from targets.bank.db import create_schema, load_start_offsets
+from targets.bank.registry import make_registry
+
+log = logging.getLogger("bancaire")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns SIGTERM."""
+
+    @contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def,override]
+        yield
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m targets.bank.service", description=__doc__)
+    p.add_argument("--kafka", required=True, help="bootstrap servers, host:port")
+    p.add_argument("--postgres", required=True, help="PostgreSQL DSN")
+    p.add_argument("--schema-registry-url", default=None, help="Confluent registry; default: PostgreSQL table")
+    p.add_argument("--group", default="bancaire")
+    p.add_argument("--api-port", type=int, default=8080)
+    p.add_argument("--api-host", default="127.0.0.1")
+    p.add_argument("--instances", type=int, default=1)
+    p.add_argument("--instance-index", type=int, default=0)
+    p.add_argument("--instance-count", type=int, default=1, help="instances in the group (output partitioning)")
+    p.add_argument("--max-batch", type=int, default=2000)
+    p.add_argument("--fetch-wait-ms", type=int, default=5)
+    p.add_argument("--stop-timeout-s", type=float, default=8.0)
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def run_instance(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    pool = await asyncpg.create_pool(args.postgres, min_size=2, max_size=4)
+    try:
+        async with pool.acquire() as conn:
+            await create_schema(conn)
+            starts = await load_start_offsets(conn)
+        registry = make_registry(pool, args.schema_registry_url)
+        status = Status(args.instance_index)
+        cfg = Config(
+            kafka=args.kafka,
+            group=args.group,
+            max_batch=args.max_batch,
+            fetch_wait_ms=args.fetch_wait_ms,
+            instance=args.instance_index,
+            instances=args.instance_count,
+        )
+        consumer = BankConsumer(cfg, pool, Decoder(registry), status, starts)
+        server = _Server(
+            uvicorn.Config(
+                App(pool, status),
+                host=args.api_host,
+                port=args.api_port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        tasks = [
+            asyncio.create_task(consumer.run(), name="consumer"),
+            asyncio.create_task(server.serve(), name="api"),
+        ]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        log.info("instance %d stopping", args.instance_index)
+        consumer.stopping.set()
+        server.should_exit = True
+        stopper.cancel()
+        _, pending = await asyncio.wait(tasks, timeout=args.stop_timeout_s)
+        for t in pending:  # e.g. stuck in a group rejoin: do not outlive the caller's patience
+            log.warning("%s did not stop in %.0fs: cancelled", t.get_name(), args.stop_timeout_s)
+            t.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await registry.close()
+        for t, res in zip(tasks, results, strict=True):
+            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
+                log.error("%s failed: %r", t.get_name(), res)
+                raise res
+    finally:
+        await pool.close()
+
+
+def supervise(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run N children of this module, one per instance; SIGTERM/SIGINT are forwarded to all."""
+    children: list[subprocess.Popen[bytes]] = []
+    base = argv
+    for i in range(args.instances):
+        cmd = [
+            sys.executable,
+            "-m",
+            "targets.bank.service",
+            *base,
+            "--instances",
+            "1",
+            "--instance-count",
+            str(args.instances),
+            "--instance-index",
+            str(i),
+            "--api-port",
+            str(args.api_port + i),
+        ]
+        children.append(subprocess.Popen(cmd))
+
+    def forward(signum: int, _frame: Any) -> None:
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while any(c.poll() is None for c in children):
+        time.sleep(0.2)
+    return max(c.returncode or 0 for c in children)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format=f"%(asctime)s bancaire[{args.instance_index}] %(levelname)s %(name)s: %(message)s",
+    )
+    if args.instances > 1:
+        # drop "--instances N" / "--instances=N" and any per-instance flags before re-launching
+        clean: list[str] = []
+        skip = False
+        for a in argv:
+            if skip:
+                skip = False
+                continue
+            if a in ("--instances", "--instance-index", "--instance-count", "--api-port"):
+                skip = True
+                continue
+            if a.startswith(("--instances=", "--instance-index=", "--instance-count=", "--api-port=")):
+                continue
+            clean.append(a)
+        return supervise(args, clean)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run_instance(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

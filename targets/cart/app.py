@@ -1,0 +1,331 @@
+"""The HTTP API as a plain ASGI application (no framework: see routing.py).
+
+Commands go through the command bus, queries through cache-aside readers; every expected
+outcome arrives as a Result and maps to a status code with a readable JSON body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+
+from targets.cart import catalogue as catalogue_mod
+from targets.cart import db
+from targets.cart.asgi import BodyTooLarge, Receive, Send, etag, header, read_body, respond, respond_json
+from targets.cart.bus import Accepted, CommandBus, CommandHandler
+from targets.cart.cache import CartCache
+from targets.cart.commands import (
+    AddItem,
+    ClearCart,
+    RemoveItem,
+    UpdateQuantity,
+    add_item,
+    clear_cart,
+    remove_item,
+    rules,
+    update_quantity,
+)
+from targets.cart.config import ServiceConfig
+from targets.cart.domain import Cart, Event
+from targets.cart.health import check_all
+from targets.cart.metrics import Metrics
+from targets.cart.projector import Projector
+from targets.cart.queries import CartQueries
+from targets.cart.relay import OutboxRelay
+from targets.cart.result import Err, Ok, Problem, Result
+from targets.cart.routing import match
+from targets.cart.store import EventStore
+
+log = logging.getLogger(__name__)
+
+
+def _problem_body(p: Problem) -> bytes:
+    return orjson.dumps(p.body())
+
+
+class CartApp:
+    """ASGI app; resources are opened in the lifespan startup of each server worker."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.pool: asyncpg.Pool | None = None
+        self.redis: Redis | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.bus = CommandBus()
+        self.catalogue: dict[str, catalogue_mod.Product] = {}
+        self.products: list[dict[str, Any]] = []
+        self._by_route: dict[str, tuple[Any, Any]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def startup(self) -> None:
+        c = self.config
+        self.pool = await db.create_pool(c.postgres, c.pool_size)
+        self.redis = Redis.from_url(c.redis)
+        self.catalogue = await db.load_catalogue(self.pool)
+        self.products = [
+            {"productId": p.product_id, "name": p.name, "price": p.price_cents}
+            for p in sorted(self.catalogue.values(), key=lambda p: p.product_id)
+        ]
+        sync = c.mode == "sync"
+        self.store = EventStore(
+            self.pool, project=sync, snapshot_every=c.snapshot_every, cache_aggregates=c.aggregate_cache
+        )
+        self.cache = CartCache(self.redis, c.cache_prefix, c.cache_ttl_s)
+        self.queries = CartQueries(self.store, self.cache, self.metrics)
+        on_appended = self._invalidate if sync else None
+        for ctype, decide in (
+            (AddItem, add_item.decide),
+            (RemoveItem, remove_item.decide),
+            (UpdateQuantity, update_quantity.decide),
+            (ClearCart, clear_cart.decide),
+        ):
+            self.bus.register(ctype, CommandHandler(self.store, self.catalogue, decide, on_appended, c.max_retries))
+        if not sync:
+            await self._start_async_pipeline()
+
+    async def _start_async_pipeline(self) -> None:
+        c = self.config
+        assert c.kafka and self.pool is not None
+        self.producer = AIOKafkaProducer(bootstrap_servers=c.kafka, enable_idempotence=False, linger_ms=0)
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            c.topic,
+            bootstrap_servers=c.kafka,
+            group_id=c.projector_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,  # the broker may hold a fetch for this long: it bounds projection lag
+        )
+        await self.consumer.start()
+        relay = OutboxRelay(self.pool, self.producer, c.topic, self.metrics)
+        projector = Projector(self.pool, self.cache, self.consumer, self.metrics)
+        self.tasks = [asyncio.create_task(relay.run()), asyncio.create_task(projector.run())]
+
+    async def shutdown(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for closer in (
+            self.consumer.stop if self.consumer else None,
+            self.producer.stop if self.producer else None,
+            self.redis.aclose if self.redis else None,
+            self.pool.close if self.pool else None,
+        ):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+
+    async def _invalidate(self, cart: Cart, event: Event) -> None:
+        await self.cache.invalidate(cart.cart_id, cart.version)
+
+    # -- ASGI ------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        m = match(scope["method"], scope["path"])
+        if m.route is None:
+            code = "not_found" if m.status == 404 else "method_not_allowed"
+            msg = f"no route {scope['method']} {scope['path']}"
+            await respond_json(send, m.status, {"error": code, "message": msg})
+            return
+        started = time.perf_counter()
+        handler: Callable[..., Any] = getattr(self, "r_" + m.route)
+        status = await handler(scope, receive, send, *m.params)
+        count, duration = self._route_metrics(m.route)
+        count.inc()
+        duration.observe(time.perf_counter() - started)
+        if status >= 400:
+            self.metrics.errors.labels(m.route, str(status)).inc()
+
+    def _route_metrics(self, route: str) -> tuple[Any, Any]:
+        """Labelled children resolved once per route (a label lookup per request costs more)."""
+        found = self._by_route.get(route)
+        if found is None:
+            found = self._by_route[route] = (
+                self.metrics.operations.labels(route),
+                self.metrics.duration.labels(route),
+            )
+        return found
+
+    # -- commands --------------------------------------------------------------------------
+    async def _body(self, scope: dict[str, Any], receive: Receive, send: Send) -> Result[Any, Problem]:
+        try:
+            raw = await read_body(scope, receive, self.config.max_body_bytes)
+        except BodyTooLarge:
+            return Err(Problem(413, "body_too_large", f"request body exceeds {self.config.max_body_bytes} bytes"))
+        try:
+            return Ok(orjson.loads(raw))
+        except orjson.JSONDecodeError as exc:
+            return Err(
+                Problem(
+                    422,
+                    "malformed_json",
+                    f"request body is not valid JSON: {exc}",
+                    [{"field": "body", "message": "expected a JSON object"}],
+                )
+            )
+
+    def _expected(self, scope: dict[str, Any]) -> Result[int | None, Problem]:
+        return rules.expected_version(header(scope, b"if-match"))
+
+    async def _run(self, send: Send, command: Result[Any, Problem], status: int = 200) -> int:
+        if isinstance(command, Err):
+            return await self._fail(send, command.error)
+        outcome = await self.bus.execute(command.value)
+        if isinstance(outcome, Err):
+            return await self._fail(send, outcome.error)
+        accepted: Accepted = outcome.value
+        if accepted.retries:
+            self.metrics.conflict_retries.inc(accepted.retries)
+        body = accepted.cart.view()
+        body["event"] = accepted.event.type
+        await respond_json(send, status, body, [etag(accepted.cart.version)])
+        return status
+
+    async def _fail(self, send: Send, problem: Problem) -> int:
+        extra = [etag(problem.extra["currentVersion"])] if problem.status == 409 else []
+        await respond(send, problem.status, _problem_body(problem), extra=extra)
+        return problem.status
+
+    async def _command_with_body(
+        self, scope: dict[str, Any], receive: Receive, send: Send, build: Callable[[Any, int | None], Any]
+    ) -> int:
+        body = await self._body(scope, receive, send)
+        if isinstance(body, Err):
+            return await self._fail(send, body.error)
+        expected = self._expected(scope)
+        if isinstance(expected, Err):
+            return await self._fail(send, expected.error)
+        return await self._run(send, build(body.value, expected.value))
+
+    async def r_add_item(self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str) -> int:
+        return await self._command_with_body(
+            scope, receive, send, lambda b, e: add_item.validate(cart_id, b, self.catalogue, e)
+        )
+
+    async def r_update_quantity(
+        self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str, product_id: str
+    ) -> int:
+        return await self._command_with_body(
+            scope,
+            receive,
+            send,
+            lambda b, e: update_quantity.validate(cart_id, product_id, b, self.catalogue, e),
+        )
+
+    async def r_remove_item(
+        self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str, product_id: str
+    ) -> int:
+        expected = self._expected(scope)
+        if isinstance(expected, Err):
+            return await self._fail(send, expected.error)
+        return await self._run(send, remove_item.validate(cart_id, product_id, self.catalogue, expected.value))
+
+    async def r_clear_cart(self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str) -> int:
+        expected = self._expected(scope)
+        if isinstance(expected, Err):
+            return await self._fail(send, expected.error)
+        return await self._run(send, clear_cart.validate(cart_id, expected.value))
+
+    # -- queries ---------------------------------------------------------------------------
+    async def _answer(self, send: Send, answer: Result[bytes, Problem]) -> int:
+        if isinstance(answer, Err):
+            return await self._fail(send, answer.error)
+        await respond(send, 200, answer.value)
+        return 200
+
+    async def r_get_cart(self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str) -> int:
+        cid = rules.cart_id(cart_id)
+        if isinstance(cid, Err):
+            return await self._fail(send, cid.error)
+        return await self._answer(send, await self.queries.cart(cid.value))
+
+    async def r_get_summary(self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str) -> int:
+        cid = rules.cart_id(cart_id)
+        if isinstance(cid, Err):
+            return await self._fail(send, cid.error)
+        return await self._answer(send, await self.queries.cart(cid.value, summary=True))
+
+    async def r_get_history(self, scope: dict[str, Any], receive: Receive, send: Send, cart_id: str) -> int:
+        cid = rules.cart_id(cart_id)
+        if isinstance(cid, Err):
+            return await self._fail(send, cid.error)
+        return await self._answer(send, await self.queries.history(cid.value))
+
+    async def r_list_products(self, scope: dict[str, Any], receive: Receive, send: Send) -> int:
+        """One page of the catalogue: `?offset=0&limit=20` (limit at most 100)."""
+        page = rules.page(scope["query_string"].decode("latin-1"))
+        if isinstance(page, Err):
+            return await self._fail(send, page.error)
+        offset, limit = page.value
+        items = self.products[offset : offset + limit]
+        await respond_json(send, 200, {"items": items, "offset": offset, "limit": limit, "total": len(self.products)})
+        return 200
+
+    # -- operations ------------------------------------------------------------------------
+    async def r_health(self, scope: dict[str, Any], receive: Receive, send: Send) -> int:
+        assert self.pool is not None and self.redis is not None
+        pool, redis = self.pool, self.redis
+
+        async def database() -> None:
+            await pool.fetchval("SELECT 1")
+
+        async def cache() -> None:
+            await redis.ping()
+
+        async def event_bus() -> None:
+            if self.producer is None:  # sync mode: the in-process command bus is the event bus
+                if not self.bus.handlers():
+                    raise RuntimeError("no command handlers registered")
+                return
+            await self.producer.client.fetch_all_metadata()
+
+        report = await check_all({"database": database, "cache": cache, "eventBus": event_bus})
+        status = 200 if report["status"] == "up" else 503
+        await respond_json(send, status, report)
+        return status
+
+    async def r_metrics(self, scope: dict[str, Any], receive: Receive, send: Send) -> int:
+        self.metrics.cache_hit_ratio.set(self.cache.hit_ratio())
+        await respond(send, 200, generate_latest(self.metrics.registry), CONTENT_TYPE_LATEST.encode())
+        return 200
+
+
+def create_app() -> CartApp:
+    """Factory for the server: configuration comes from the environment (see config.py)."""
+    return CartApp(ServiceConfig.from_env())

@@ -1,0 +1,1 @@
+"""Synthetic target with a known latency distribution and injected stalls, for truth tests."""

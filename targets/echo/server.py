@@ -1,0 +1,142 @@
+"""The echo service: an HTTP endpoint and a Kafka echo, both following one LatencyModel.
+
+Run: python -m targets.echo.server --http-port 8080 [--kafka 127.0.0.1:9092] ...
+Prints one line "ready <http-port>" on stdout once it serves (and, with Kafka, once its
+consumer has its partitions), so a launcher knows when to start the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from typing import Any
+
+import uvicorn
+
+from targets.echo.latency import LatencyModel
+
+REQUESTS_TOPIC = "echo.requests"
+REPLIES_TOPIC = "echo.replies"
+
+
+class EchoApp:
+    """A bare ASGI app: no framework, so the server's own overhead stays small and steady."""
+
+    def __init__(self, model: LatencyModel, t0: float) -> None:
+        self.model = model
+        self.t0 = t0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        path = scope["path"]
+        if path == "/echo":
+            await asyncio.sleep(self.model.delay_s(time.monotonic() - self.t0))
+            body, status = b"ok", 200
+        elif path == "/health":
+            body, status = b'{"status":"ok"}', 200
+        else:
+            body, status = b'{"error":"not found"}', 404
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def kafka_echo(bootstrap: str, model: LatencyModel, t0: float, ready: asyncio.Event,
+                     stop: asyncio.Event) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.abc import ConsumerRebalanceListener
+
+    class Ready(ConsumerRebalanceListener):
+        async def on_partitions_revoked(self, revoked: Any) -> None:
+            return None
+
+        async def on_partitions_assigned(self, assigned: Any) -> None:
+            if assigned:
+                ready.set()
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=0, acks=1)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="edabench-echo",
+                                auto_offset_reset="latest", fetch_max_wait_ms=5, enable_auto_commit=True)
+    await producer.start()
+    await consumer.start()
+    consumer.subscribe([REQUESTS_TOPIC], listener=Ready())
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Future[Any]] = set()
+
+    def reply(key: bytes | None, value: bytes | None) -> None:
+        fut = asyncio.ensure_future(producer.send(REPLIES_TOPIC, value=value, key=key))
+        pending.add(fut)
+        fut.add_done_callback(pending.discard)
+
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=50, max_records=10_000)
+            now = time.monotonic() - t0
+            for records in batch.values():
+                for rec in records:
+                    loop.call_later(model.delay_s(now), reply, rec.key, rec.value)
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await producer.stop()
+
+
+async def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--kafka", default=None)
+    p.add_argument("--base-ms", type=float, default=1.0)
+    p.add_argument("--dist", default="constant")
+    p.add_argument("--spread-ms", type=float, default=0.0)
+    p.add_argument("--stall-every-s", type=float, default=0.0)
+    p.add_argument("--stall-for-s", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args(argv)
+    model = LatencyModel(a.base_ms, a.dist, a.spread_ms, a.stall_every_s, a.stall_for_s, a.seed)
+    t0 = time.monotonic()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config = uvicorn.Config(EchoApp(model, t0), host="127.0.0.1", port=a.http_port, log_level="warning",
+                            access_log=False, loop="none", http="httptools", lifespan="on")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    kafka_ready = asyncio.Event()
+    kafka_task = None
+    if a.kafka:
+        kafka_task = asyncio.create_task(kafka_echo(a.kafka, model, t0, kafka_ready, stop))
+    else:
+        kafka_ready.set()
+    while not server.started:
+        await asyncio.sleep(0.01)
+    await kafka_ready.wait()
+    sys.stdout.write(f"ready {a.http_port}\n")
+    sys.stdout.flush()
+    await stop.wait()
+    server.should_exit = True
+    await serving
+    if kafka_task is not None:
+        await kafka_task
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
