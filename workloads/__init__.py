@@ -1,0 +1,1 @@
+"""What is sent: workload specs (TOML), generators, fake data and locustfiles."""
