@@ -1,0 +1,111 @@
+"""Several runs side by side: overlaid spectra and time series, and a delta table.
+
+The first run is the baseline. Whether a change is a regression is decided by the gate's
+`compare_runs` with the same tolerance, so the report and `edabench gate --baseline` agree;
+the tolerance is drawn as the noise band.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from reports import charts
+from reports.charts import Curve, Line
+from reports.gating import compare_runs
+from reports.loader import RunData
+from reports.runcharts import OVERALL
+
+
+@dataclass(slots=True)
+class DeltaRow:
+    against: str  # label of the run compared with the baseline
+    op: str
+    metric: str
+    baseline: Any
+    current: Any
+    ratio: float | None
+    regression: bool
+    verdict: str
+    unit: str = ""  # "regression", "within noise", "improved" / "changed"
+
+
+@dataclass(slots=True)
+class Comparison:
+    baseline: RunData
+    others: list[RunData]
+    tolerance: float
+    rows: list[DeltaRow]
+    charts: dict[str, str]
+    kind_charts: dict[str, dict[str, str]]
+
+    @property
+    def regressions(self) -> list[DeltaRow]:
+        return [r for r in self.rows if r.regression]
+
+
+def _verdict(ratio: float | None, regression: bool, tolerance: float) -> str:
+    if regression:
+        return "regression"
+    if ratio is None or not math.isfinite(ratio) or abs(ratio - 1.0) <= tolerance:
+        return "within noise"
+    return "changed"
+
+
+def delta_rows(baseline: RunData, others: list[RunData], tolerance: float) -> list[DeltaRow]:
+    rows = []
+    for run in others:
+        for d in compare_runs(run.summary, baseline.summary, tolerance):
+            ratio = float(d.ratio) if d.ratio is not None else None
+            rows.append(DeltaRow(run.label, d.op, d.metric, d.baseline, d.current, ratio, bool(d.regression),
+                                 _verdict(ratio, bool(d.regression), tolerance), getattr(d, "unit", "")))
+    return rows
+
+
+def _per_second(run: RunData, key: str) -> tuple[list[float], list[float]]:
+    pts = [(r["t"], r[key]) for r in run.timeseries if isinstance(r.get(key), int | float) and "t" in r]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def compare(runs: list[RunData], tolerance: float, with_charts: bool = True) -> Comparison:
+    baseline, others = runs[0], runs[1:]
+    rows = delta_rows(baseline, others, tolerance)
+    out: dict[str, str] = {}
+    kinds: dict[str, dict[str, str]] = {}
+    if with_charts:
+        curves = [Curve(r.label, m) for r in runs if (m := r.merged("response")) is not None]
+        if curves:
+            out["spectrum"] = charts.spectrum_svg(curves, title="response time, all kinds")
+        rate_lines = []
+        for r in runs:
+            t, ok = _per_second(r, "ok")
+            if t:
+                rate_lines.append(Line(r.label, t, ok))
+        if rate_lines:
+            out["rate"] = charts.line_svg(rate_lines, "ok ops/s", title="completed ok per second")
+        for kind in dict.fromkeys(k for r in runs for k in r.kinds):
+            kc: dict[str, str] = {}
+            curves = [Curve(r.label, lg.response.merged) for r in runs
+                      if (lg := r.logs.get(kind)) and lg.response and lg.response.merged]
+            if curves:
+                kc["spectrum"] = charts.spectrum_svg(curves)
+            lines = []
+            for r in runs:
+                lg = r.logs.get(kind)
+                if lg and lg.response and len(lg.response.series):
+                    s = lg.response.series
+                    has = s.count > 0
+                    lines.append(Line(f"{r.label} p99", s.t_s[has], s.p99[has] / 1000.0))
+            if lines:
+                kc["latency"] = charts.line_svg(lines, "p99 response", log_y=True, ms=True)
+            if kc:
+                kinds[kind] = kc
+        if rows:
+            finite = [r for r in rows if r.ratio is not None and math.isfinite(r.ratio)]
+            many = len(others) > 1
+            labels = [f"{'all' if r.op == OVERALL else r.op} {r.metric}" + (f" ({r.against})" if many else "")
+                      for r in finite]
+            out["ratios"] = charts.ratio_svg(labels, [r.ratio or 1.0 for r in finite],
+                                             [r.regression for r in finite], tolerance)
+    return Comparison(baseline, others, tolerance, rows, out, kinds)
