@@ -1,0 +1,220 @@
+"""Whole runs against the real echo server (a subprocess over HTTP): the run directory, Ctrl-C, two processes.
+
+Counts are asserted exactly (the schedule is a pure function of the spec); latencies only where the
+echo server's fixed delay makes them a hard lower bound. Nothing depends on how long a run took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import pytest
+from hdrh.log import HistogramLogReader
+
+from harness.loop import run
+from harness.recorder import new_histogram
+from harness.runner import RunOptions, RunOutcome, execute
+from harness.spec import parse_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def echo_spec(name: str, **overrides: Any) -> Any:
+    data: dict[str, Any] = {
+        "name": name,
+        "target": "echo",
+        "timeout_s": 5,
+        "processes": 1,
+        "ops": [{"name": "echo"}],
+        "target_options": {"transport": "http", "base_ms": 5},
+    }
+    data.update(overrides)
+    return parse_spec(data)
+
+
+def execute_spec(tmp_path: Path, spec: Any) -> RunOutcome:
+    return run(execute(spec, RunOptions(runs_root=tmp_path, report=False, command=["test"])))
+
+
+def read_json(path: Path) -> Any:
+    return orjson.loads(path.read_bytes())
+
+
+def hlog_counts(path: Path) -> list[int]:
+    """Total count of every interval histogram in an HdrHistogram log."""
+    reader = HistogramLogReader(str(path), new_histogram())
+    counts = []
+    while (hist := reader.get_next_interval_histogram()) is not None:
+        counts.append(hist.get_total_count())
+    reader.close()
+    return counts
+
+
+# -- one run, its directory ------------------------------------------------------------------------------
+
+RATE, WARMUP_S, DURATION_S, BASE_MS = 100, 1, 3, 300
+
+
+@pytest.fixture(scope="module")
+def http_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    # a 300 ms echo puts the end of the drain mid-second, away from an interval boundary
+    spec = echo_spec("harness-http", rate={"rate": RATE}, warmup_s=WARMUP_S, duration_s=DURATION_S,
+                     target_options={"transport": "http", "base_ms": BASE_MS})
+    return execute_spec(tmp_path_factory.mktemp("runs"), spec)
+
+
+def test_the_run_directory_holds_every_result_file(http_run: RunOutcome) -> None:
+    names = {p.name for p in http_run.run_dir.iterdir()}
+    assert {"run.json", "summary.json", "echo.response.hlog", "echo.service.hlog", "schedule-lag.hlog",
+            "timeseries.jsonl", "resources.jsonl", "logs"} <= names
+    assert (http_run.run_dir / "logs" / "echo.log").exists()
+
+
+def test_run_json_describes_the_run(http_run: RunOutcome) -> None:
+    meta = read_json(http_run.run_dir / "run.json")
+    assert meta["schema"] == "edabench.run/1"
+    assert meta["run_id"] == http_run.run_dir.name and meta["run_id"].endswith("-harness-http")
+    assert meta["spec"]["target"] == "echo" and meta["spec"]["rate"]["rate"] == RATE
+    assert meta["config"]["processes"] == 1
+    assert (meta["config"]["duration_s"], meta["config"]["warmup_s"]) == (DURATION_S, WARMUP_S)
+    assert meta["interrupted"] is False
+    assert meta["started_at"] < meta["ended_at"]
+    assert meta["command"] == ["test"]
+
+
+def test_summary_counts_every_scheduled_op_once(http_run: RunOutcome) -> None:
+    summary = read_json(http_run.run_dir / "summary.json")
+    assert summary == http_run.summary
+    assert (summary["schema"], summary["interrupted"], summary["books_balanced"]) == (
+        "edabench.summary/1", False, True)
+    counts = summary["ops"]["echo"]["counts"]
+    assert counts["scheduled"] == RATE * (WARMUP_S + DURATION_S)
+    assert counts["ok"] == counts["scheduled"]
+    assert counts["warmup"] == RATE * WARMUP_S
+    assert counts["measured"]["scheduled"] == RATE * DURATION_S
+    assert summary["verify"]["problems"] == []
+    assert http_run.ok
+
+
+def test_latency_statistics_cover_only_measured_ops_and_include_the_echo_delay(http_run: RunOutcome) -> None:
+    block = http_run.summary["ops"]["echo"]
+    rt, st = block["response_time_us"], block["service_time_us"]
+    assert rt["count"] == st["count"] == RATE * DURATION_S
+    assert rt["p50"] >= BASE_MS * 1000 * 0.99, "answers waited at least the echo's delay"
+    assert rt["p50"] >= st["p50"]
+    assert http_run.summary["overall"]["response_time_us"] == rt
+
+
+def test_the_minimum_response_time_is_at_least_the_echo_delay(http_run: RunOutcome) -> None:
+    rt = http_run.summary["ops"]["echo"]["response_time_us"]
+    assert rt["min"] >= BASE_MS * 1000 * 0.99
+
+
+def test_response_hlog_intervals_add_up_to_the_summary_count(http_run: RunOutcome) -> None:
+    per_interval = hlog_counts(http_run.run_dir / "echo.response.hlog")
+    assert sum(per_interval) == http_run.summary["ops"]["echo"]["response_time_us"]["count"]
+    assert sum(hlog_counts(http_run.run_dir / "echo.service.hlog")) == sum(per_interval)
+    assert len(per_interval) >= WARMUP_S + DURATION_S
+
+
+def test_schedule_lag_hlog_has_a_sample_for_every_sent_op(http_run: RunOutcome) -> None:
+    assert sum(hlog_counts(http_run.run_dir / "schedule-lag.hlog")) == RATE * (WARMUP_S + DURATION_S)
+
+
+def test_timeseries_has_one_line_per_second_in_order(http_run: RunOutcome) -> None:
+    lines = [orjson.loads(x) for x in (http_run.run_dir / "timeseries.jsonl").read_bytes().splitlines()]
+    assert [line["t"] for line in lines] == list(range(len(lines)))
+    assert len(lines) >= WARMUP_S + DURATION_S
+    assert [line["warmup"] for line in lines[:2]] == [True, False]
+    assert all(line["target_rate"] == RATE for line in lines[: WARMUP_S + DURATION_S])
+
+
+def test_timeseries_counts_add_up_to_the_books(http_run: RunOutcome) -> None:
+    lines = [orjson.loads(x) for x in (http_run.run_dir / "timeseries.jsonl").read_bytes().splitlines()]
+    counts = http_run.summary["ops"]["echo"]["counts"]
+    for key in ("scheduled", "ok", "error", "timeout", "not_sent"):
+        assert sum(line.get(key, 0) for line in lines) == counts[key], key
+    assert sum(line["ops"]["echo"]["count"] for line in lines if "echo" in line["ops"]) == RATE * DURATION_S
+
+
+# -- several generator processes -------------------------------------------------------------------------
+
+
+def test_two_processes_merge_into_exactly_the_scheduled_count(tmp_path: Path) -> None:
+    outcome = execute_spec(tmp_path, echo_spec("harness-2p", processes=2, rate={"rate": 100}, duration_s=2))
+    summary = outcome.summary
+    counts = summary["ops"]["echo"]["counts"]
+    assert summary["processes"] == 2
+    assert summary["books_balanced"] is True
+    assert counts["scheduled"] == 200
+    assert counts["ok"] == 200
+    assert summary["ops"]["echo"]["response_time_us"]["count"] == 200
+    assert sum(hlog_counts(outcome.run_dir / "echo.response.hlog")) == 200
+    assert read_json(outcome.run_dir / "run.json")["config"]["processes"] == 2
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------------
+
+
+def echo_servers(pid: int) -> list[psutil.Process]:
+    return [p for p in psutil.Process(pid).children(recursive=True)
+            if "targets.echo.server" in " ".join(p.cmdline())]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_ctrl_c_drains_writes_a_partial_summary_fails_the_gate_and_stops_the_echo_server(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.cli", "run", "workloads/echo-http.toml", "--runs-dir", str(runs),
+           "--duration", "30", "--no-report"]
+    # its own session: the SIGINT goes to the harness alone (not to the echo server as a terminal's
+    # Ctrl-C would), so the server only stops if the harness stops it
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, env={**os.environ, "COLUMNS": "200"})
+    servers: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not servers and time.monotonic() < deadline:  # the echo server answers before the load starts
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            time.sleep(0.1)
+            servers = echo_servers(proc.pid)
+        assert len(servers) == 1
+        time.sleep(4)  # into the measured part of the run (2 s warm-up)
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        server_left = not gone(servers[0].pid)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for server in servers:  # only what this test saw start, whatever happened above
+            with contextlib.suppress(psutil.Error):
+                server.kill()
+    assert proc.returncode == 1, err.decode()
+    assert "stopping" in err.decode()
+    (run_dir,) = list(runs.iterdir())
+    summary = read_json(run_dir / "summary.json")
+    assert summary["interrupted"] is True
+    assert summary["books_balanced"] is True
+    counts = summary["ops"]["echo"]["counts"]
+    assert 0 < counts["scheduled"] < 200 * 32, "the schedule stopped early"
+    assert counts["scheduled"] == counts["ok"] + counts["error"] + counts["timeout"] + counts["not_sent"]
+    assert read_json(run_dir / "run.json")["interrupted"] is True
+    gate = (run_dir / "gate.xml").read_text()
+    assert 'name="complete"' in gate and "interrupted runs are partial" in gate
+    assert "INTERRUPTED" in out.decode()
+    assert not server_left, "the echo server the run started is still running"

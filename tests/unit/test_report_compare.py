@@ -1,0 +1,88 @@
+"""Comparing runs: the delta table is the gate's verdict, drawn against its noise band."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from report_fixtures import RunShape, make_run, table_rows
+
+from harness.gate import compare_runs
+from reports.build import build_report
+from reports.compare import compare
+from reports.loader import load_run
+
+LATER = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    base = make_run(root, RunShape(kinds=("deposit", "withdraw")))
+    slower = make_run(root, RunShape(kinds=("deposit", "withdraw"), scale_us=1.5, seed=2, started_at=LATER))
+    same = make_run(root, RunShape(kinds=("deposit", "withdraw"), seed=1, name="again"))
+    return base, slower, same
+
+
+def test_delta_rows_are_the_gates_deltas(runs: tuple[Path, Path, Path]) -> None:
+    base, slower, _ = runs
+    comp = compare([load_run(base), load_run(slower)], 0.10, with_charts=False)
+    gate = compare_runs(load_run(slower).summary, load_run(base).summary, 0.10)
+    assert [(r.op, r.metric, r.ratio, r.regression) for r in comp.rows] == [
+        (d.op, d.metric, d.ratio, d.regression) for d in gate
+    ]
+
+
+def test_fifty_percent_slower_run_regresses_on_p99(runs: tuple[Path, Path, Path]) -> None:
+    base, slower, _ = runs
+    comp = compare([load_run(base), load_run(slower)], 0.10, with_charts=False)
+    (row,) = [r for r in comp.rows if r.op == "overall" and r.metric == "p99_ms"]
+    assert row.regression and row.verdict == "regression"
+    assert row.ratio == pytest.approx(1.5, rel=0.1)
+
+
+def test_identical_run_is_within_noise(runs: tuple[Path, Path, Path]) -> None:
+    base, _, same = runs
+    comp = compare([load_run(base), load_run(same)], 0.10, with_charts=False)
+    assert comp.regressions == []
+    assert {r.verdict for r in comp.rows} == {"within noise"}
+
+
+def test_wider_tolerance_absorbs_the_slowdown(runs: tuple[Path, Path, Path]) -> None:
+    base, slower, _ = runs
+    comp = compare([load_run(base), load_run(slower)], 0.60, with_charts=False)
+    assert comp.regressions == []
+
+
+def test_comparison_page_overlays_every_run_and_tables_deltas(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    page = build_report(list(runs), tmp_path / "cmp.html").read_text()
+    spectrum = re.search(r'data-chart="Latency by percentile, all kinds, per run">(.*?)</figure>', page, re.S)
+    assert spectrum and len(re.findall(r'<g id="c\d+-series-\d+">', spectrum.group(1))) == 3
+    rows = table_rows(page, "deltas")
+    assert len(rows) == 2 * 3 * 6  # two runs against the baseline, overall + 2 kinds, 6 metrics
+    assert "Noise band: ±10.0 %" in page
+    assert len(table_rows(page, "runs")) == 3
+
+
+def test_regression_rows_are_marked_in_the_page(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    base, slower, _ = runs
+    page = build_report([base, slower], tmp_path / "cmp.html").read_text()
+    regressed = [r[1] for r in table_rows(page, "deltas") if r[0].get("class") == "regression"]
+    assert ["overall", "p99_ms"] in [cells[1:3] for cells in regressed]
+    assert all(cells[-1] == "regression" for cells in regressed)
+
+
+def test_several_runs_default_to_compare_html_in_the_last(runs: tuple[Path, Path, Path]) -> None:
+    base, slower, _ = runs
+    out = build_report([base, slower])
+    assert out == slower / "compare.html"
+    assert "regression(s)" in (slower / "summary.md").read_text()
+
+
+def test_mixing_closed_and_open_loop_is_flagged(tmp_path: Path) -> None:
+    a = make_run(tmp_path, RunShape())
+    b = make_run(tmp_path, RunShape(closed_loop=True, started_at=LATER))
+    page = build_report([a, b], tmp_path / "c.html").read_text()
+    assert "Comparing closed-loop with open-loop runs" in page
