@@ -7,7 +7,8 @@ Options (`[target_options]` in a workload spec):
   connections    HTTP connection pool size (default 64: a bounded pool keeps CPU per request flat when
                  the server falls behind; the queueing still shows, since latency counts from the
                  intended start)
-  partitions     partitions of the request and reply topics (default 2)
+  partitions     partitions of the request and reply topics (default 2); both topics are deleted and
+                 recreated at the start of every run
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from targets.echo.server import REPLIES_TOPIC, REQUESTS_TOPIC
 from targets.kafka_pump import ProducerPump
 
 READY_TIMEOUT_S = 60.0
+TOPIC_TIMEOUT_S = 30.0
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 
 
 def _free_port() -> int:
@@ -34,17 +37,35 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _create_topics(bootstrap: str, partitions: int) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
+async def _fresh_topics(bootstrap: str, partitions: int) -> None:
+    """Delete and recreate the echo topics, so that every run starts on empty partitions.
 
+    They are the echo target's scratch topics. Starting empty keeps runs comparable: the embedded
+    broker's in-memory store lists a partition's stored batches on every fetch, so a topic that kept
+    earlier runs' records makes each hop slower (measured: 3.8 ms p50 on a fresh topic, 17 ms after
+    five earlier runs of 1,000 records).
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topics = [REQUESTS_TOPIC, REPLIES_TOPIC]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [NewTopic(t, partitions, 1) for t in (REQUESTS_TOPIC, REPLIES_TOPIC)]
-            )
+        await admin.delete_topics(topics)  # per-topic errors (e.g. unknown topic) come back as codes
+        deadline = asyncio.get_running_loop().time() + TOPIC_TIMEOUT_S
+        while True:  # a real Kafka deletes asynchronously: retry until the names are free
+            response = await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+            codes = {err[0]: err[1] for err in response.topic_errors}
+            failed = {t: c for t, c in codes.items() if c not in (0, TOPIC_ALREADY_EXISTS)}
+            if failed:
+                raise RuntimeError(f"could not create the echo topics on {bootstrap}: error codes {failed}")
+            pending = [t for t, c in codes.items() if c == TOPIC_ALREADY_EXISTS]
+            if not pending:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"echo topics {pending} still exist {TOPIC_TIMEOUT_S:.0f} s after their deletion")
+            topics = pending
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
@@ -67,7 +88,7 @@ class EchoDriver:
             return
         kafka = services.get("kafka") if options.get("transport", "http") == "kafka" else None
         if kafka:
-            await _create_topics(kafka, int(options.get("partitions", 2)))
+            await _fresh_topics(kafka, int(options.get("partitions", 2)))
         port = _free_port()
         args = [sys.executable, "-m", "targets.echo.server", "--http-port", str(port)]
         for key in ("base_ms", "dist", "spread_ms", "stall_every_s", "stall_for_s", "seed"):

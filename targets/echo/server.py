@@ -83,9 +83,15 @@ async def kafka_echo(bootstrap: str, model: LatencyModel, t0: float, ready: asyn
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=50, max_records=10_000)
             now = time.monotonic() - t0
+            wall_ms = time.time() * 1000.0
             for records in batch.values():
                 for rec in records:
-                    loop.call_later(model.delay_s(now), reply, rec.key, rec.value)
+                    # The model's clock starts when the request was produced (its CreateTime), not when
+                    # the fetch brought it here: the request hop through the broker is then inside the
+                    # configured latency instead of on top of it, as it is for the HTTP endpoint.
+                    age = max(0.0, (wall_ms - rec.timestamp) / 1000.0) if rec.timestamp > 0 else 0.0
+                    delay = model.delay_s(now - age) - age
+                    loop.call_later(max(0.0, delay), reply, rec.key, rec.value)
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
