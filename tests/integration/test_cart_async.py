@@ -62,6 +62,15 @@ async def _caught_up(db: asyncpg.Connection, carts: list[str], timeout_s: float 
     return False
 
 
+async def _outbox_drained(db: asyncpg.Connection, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while await db.fetchval("SELECT count(*) FROM event_outbox"):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 async def _projected_count(http: CartClient) -> float:
     _, data, _ = await http.call("GET", "/metrics")
     for line in data.decode().splitlines():
