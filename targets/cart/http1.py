@@ -5,19 +5,29 @@ The load generator shares two cores with the service; a general-purpose client s
 the difference between measuring the service and measuring the client at 2,000 req/s.
 It speaks only what the driver needs: one request at a time per connection, Content-Length
 bodies, no redirects, no TLS.
+
+A request abandoned while its answer is on the way (the harness timed the op out) keeps its
+connection: the answer is read and dropped, then the connection goes back to the pool. Closing it
+instead would cost a reconnect per timed-out op exactly when the service is overloaded, which
+lowers the throughput the service can reach and keeps it overloaded after the cause has gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httptools
 
+DRAIN_TIMEOUT_S = 30.0  # an abandoned request's answer not in by then: the connection is closed
+
+Drained = Callable[["_Connection", bool], None]
+
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("_body", "_etag", "_parser", "_waiter", "closed", "keep_alive", "transport")
+    __slots__ = ("_body", "_drained", "_etag", "_parser", "_waiter", "closed", "keep_alive", "transport")
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -27,6 +37,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.keep_alive = True
+        self._drained: Drained | None = None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -42,6 +53,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._fail(exc or ConnectionResetError("server closed the connection"))
+        self._finish_drain(False)
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -59,6 +71,24 @@ class _Connection(asyncio.Protocol):
         etag, self._etag = self._etag, None
         if waiter is not None and not waiter.done():
             waiter.set_result((self._parser.get_status_code(), body, etag))
+        self._finish_drain(True)
+
+    def drain(self, done: Drained, loop: asyncio.AbstractEventLoop) -> None:
+        """The caller gave up on the answer in flight: read it, then call `done(self, ok)`."""
+        if self._waiter is None:  # it came (or the connection went) between the cancel and now
+            done(self, not self.closed)
+            return
+        self._drained = done
+        loop.call_later(DRAIN_TIMEOUT_S, self._drain_expired)
+
+    def _drain_expired(self) -> None:
+        if self._drained is not None:
+            self.close()
+
+    def _finish_drain(self, ok: bool) -> None:
+        done, self._drained = self._drained, None
+        if done is not None:
+            done(self, ok)
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
@@ -77,6 +107,45 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class _Slots:
+    """FIFO connection slots. A waiter that gives up is skipped when its turn comes, in O(1):
+    Python 3.11's asyncio.Semaphore removes it from its queue in O(waiters), which under
+    overload (thousands waiting, thousands timing out per second) costs the generator the
+    CPU it needs to read the answers that are arriving."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0:  # free slots exist only while nobody live is waiting (release hands over)
+            self._free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # handed a slot, then cancelled: pass it on
+                self.release()
+            raise
+
+    def release(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._free += 1
+
+    @property
+    def free(self) -> int:
+        return self._free
+
+
 class Http1Pool:
     """At most `limit` connections to one host; idle ones are reused most-recently-used first."""
 
@@ -88,7 +157,7 @@ class Http1Pool:
         self.port = parts.port or 80
         self._host_header = f"Host: {parts.netloc}\r\n".encode()
         self._idle: deque[_Connection] = deque()
-        self._slots = asyncio.Semaphore(limit)
+        self._slots = _Slots(limit)
         self._all: set[_Connection] = set()
 
     async def _connect(self) -> _Connection:
@@ -118,7 +187,9 @@ class Http1Pool:
         """
         data = self._encode(method, path, body, headers)
         loop = asyncio.get_running_loop()
-        async with self._slots:
+        await self._slots.acquire()
+        slot_handed_over = False
+        try:
             conn = None
             while self._idle:
                 candidate = self._idle.pop()
@@ -128,18 +199,42 @@ class Http1Pool:
                 self._all.discard(candidate)
             if conn is None:
                 conn = await self._connect()
+            answer = conn.request(data, loop)
             try:
-                result = await conn.request(data, loop)
+                result = await answer
+            except asyncio.CancelledError:
+                if answer.done() and not answer.cancelled():  # answered, then cancelled before resuming
+                    self._reuse(conn)
+                elif conn.closed:
+                    self._all.discard(conn)
+                else:  # the answer is on its way: keep the connection (and its slot) until it is in
+                    conn.drain(self._drained, loop)
+                    slot_handed_over = True
+                raise
             except BaseException:
                 self._all.discard(conn)
-                conn.close()  # failed or cancelled mid-request: the connection's state is unknown
+                conn.close()  # failed mid-request: the connection's state is unknown
                 raise
-            if conn.keep_alive and not conn.closed:
-                self._idle.append(conn)
-            else:
-                self._all.discard(conn)
-                conn.close()
+            self._reuse(conn)
             return result
+        finally:
+            if not slot_handed_over:
+                self._slots.release()
+
+    def _reuse(self, conn: _Connection) -> None:
+        if conn.keep_alive and not conn.closed:
+            self._idle.append(conn)
+        else:
+            self._all.discard(conn)
+            conn.close()
+
+    def _drained(self, conn: _Connection, ok: bool) -> None:
+        if ok:
+            self._reuse(conn)
+        else:
+            self._all.discard(conn)
+            conn.close()
+        self._slots.release()
 
     async def close(self) -> None:
         for conn in list(self._all):
