@@ -38,6 +38,25 @@ class _Interval:
         self.gauges: dict[str, float] = {}
 
 
+def interval_report(process: int, t: int, final: bool, counts: dict[str, int], in_flight: int,
+                    kinds: dict[str, dict[str, str | None]], lag: str | None, extra: dict[str, str],
+                    gauges: dict[str, float]) -> dict[str, Any]:
+    """One process's interval, as `Collector.accept` reads it (histograms HDR-encoded); built here
+    so that the harness's generators and the Locust recorder send the same thing."""
+    return {
+        "type": "interval",
+        "process": process,
+        "t": t,
+        "final": final,
+        "counts": counts,
+        "in_flight": in_flight,
+        "kinds": kinds,
+        "lag": lag,
+        "extra": extra,
+        "gauges": gauges,
+    }
+
+
 class Collector:
     def __init__(
         self,

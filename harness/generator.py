@@ -24,6 +24,7 @@ from itertools import accumulate
 from typing import Any
 
 from harness.books import KindBooks
+from harness.collector import interval_report
 from harness.protocol import DriverContext, Op, Result
 from harness.recorder import LatencyBuffer, decode, encode, merge_encoded, new_histogram
 from harness.schedule import process_arrivals
@@ -366,18 +367,8 @@ class Generator:
                 buf.drain_into(h)
                 extra[metric] = encode(h)
         t = max(0, self._tick - 1)  # the interval in progress, also for the final report
-        report = {
-            "type": "interval",
-            "process": self.cfg.index,
-            "t": int(t),
-            "final": final,
-            "counts": dict(self.interval),
-            "in_flight": len(self.in_flight),
-            "kinds": kinds,
-            "lag": encode(lag) if lag.get_total_count() else None,
-            "extra": extra,
-            "gauges": dict(self.gauges),
-        }
+        report = interval_report(self.cfg.index, int(t), final, dict(self.interval), len(self.in_flight), kinds,
+                                 encode(lag) if lag.get_total_count() else None, extra, dict(self.gauges))
         self.interval.clear()
         self.emit(report)
 

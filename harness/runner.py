@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ from typing import Any
 
 from harness.collector import Collector, write_json
 from harness.generator import Generator, GeneratorConfig, tune_gc_for_load
+from harness.interrupts import GracefulSigint
 from harness.registry import load_target, load_workload
 from harness.resources import ResourceSampler
 from harness.rundir import environment, make_run_dir, utc_now
@@ -125,21 +125,8 @@ async def execute(spec: Spec, opts: RunOptions) -> RunOutcome:
         opts.on_started(run_dir, spec, processes)
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    interrupts = 0
-
-    def on_sigint() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("\nstopping: no new ops, draining in-flight ones (Ctrl-C again to abort)", file=sys.stderr)
-            stop.set()
-        else:
-            loop.remove_signal_handler(signal.SIGINT)
-            raise KeyboardInterrupt
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    sigint = GracefulSigint("\nstopping: no new ops, draining in-flight ones (Ctrl-C again to abort)", stop.set)
+    sigint.install()
     sampler = ResourceSampler(run_dir / "resources.jsonl")
     sampler.watch("harness", os.getpid())
     sampler.start()
@@ -165,8 +152,7 @@ async def execute(spec: Spec, opts: RunOptions) -> RunOutcome:
                 t_measure_start = await _generate(configs, collector, stop, sampler, opts.tune_gc, opts.isolate)
     finally:
         run_json["interrupted"] = stop.is_set()
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+        sigint.remove()
         await sampler.stop()
         run_json["ended_at"] = utc_now()
         write_json(run_dir / "run.json", run_json)

@@ -7,13 +7,10 @@ the run directory this module prepared; this module then adds the report, as `ed
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib
 import logging
 import os
 import shlex
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 import orjson
 
 from harness.collector import write_json
+from harness.interrupts import GracefulSigint
 from harness.locust import runtime
 from harness.locust.procs import LocustPlan, LocustProcesses, free_port
 from harness.locust.workload import ENV_SPEC, load
@@ -204,26 +202,12 @@ def _write_worker_env(p: LocustPlan) -> None:
 
 async def _wait(procs: LocustProcesses) -> int:
     """Until the master exits; Ctrl-C asks it to write what it has, a second one kills it."""
-    loop = asyncio.get_running_loop()
-    interrupts = 0
-
-    def on_sigint() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            print("\nstopping Locust: results so far are written (Ctrl-C again to abort)", file=sys.stderr)
-            procs.interrupt()
-        else:
-            loop.remove_signal_handler(signal.SIGINT)
-            raise KeyboardInterrupt
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    sigint = GracefulSigint("\nstopping Locust: results so far are written (Ctrl-C again to abort)", procs.interrupt)
+    sigint.install()
     try:
         return await procs.wait_master()
     finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+        sigint.remove()
 
 
 def _results(first: Path, opts: LocustOptions, code: int) -> LocustOutcome:

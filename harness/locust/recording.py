@@ -19,6 +19,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from harness.books import KindBooks
+from harness.collector import interval_report
 from harness.recorder import LatencyBuffer, encode, new_histogram
 
 Emit = Callable[[dict[str, Any]], None]
@@ -229,18 +230,8 @@ class ProcessRecorder:
         else:
             t = self.tick
             self.tick += 1
-        report = {
-            "type": "interval",
-            "process": self.process,
-            "t": int(t),
-            "final": final,
-            "counts": dict(self.interval),
-            "in_flight": len(self.in_flight),
-            "kinds": kinds,
-            "lag": encode(lag) if lag.get_total_count() else None,
-            "extra": extra,
-            "gauges": dict(self.gauges),
-        }
+        report = interval_report(self.process, int(t), final, dict(self.interval), len(self.in_flight), kinds,
+                                 encode(lag) if lag.get_total_count() else None, extra, dict(self.gauges))
         self.interval.clear()
         self.emit(report)
         return report

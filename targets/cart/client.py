@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from targets.cart.http1 import Http1Pool
+from targets.http1 import Http1Pool
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -69,7 +69,7 @@ class AiohttpClient:
 
 
 class Http1Client(Http1Pool):
-    """The lean client (see http1.py), the driver's default."""
+    """The lean client (see targets/http1.py), the driver's default."""
 
     def __init__(self, base_url: str, connections: int = 64) -> None:
         super().__init__(base_url, connections)

@@ -7,6 +7,7 @@ Options (`[target_options]` in a workload spec):
   connections    HTTP connection pool size (default 64: a bounded pool keeps CPU per request flat when
                  the server falls behind; the queueing still shows, since latency counts from the
                  intended start)
+  client         "http1" (default: the lean keep-alive client of targets/http1.py) or "aiohttp"
   partitions     partitions of the request and reply topics (default 2); both topics are deleted and
                  recreated at the start of every run
 """
@@ -24,6 +25,7 @@ import aiohttp
 
 from harness.protocol import OK, DriverContext, Op, Result
 from targets.echo.server import REPLIES_TOPIC, REQUESTS_TOPIC
+from targets.http1 import Http1Pool
 from targets.kafka_pump import ProducerPump
 
 READY_TIMEOUT_S = 60.0
@@ -119,6 +121,7 @@ class EchoDriver:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._pool: Http1Pool | None = None
         self._producer: Any = None
         self._consumer: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -132,9 +135,16 @@ class EchoDriver:
         self._kafka = opts.get("transport", "http") == "kafka"
         if not self._kafka:
             self._url = f"{opts['url'].rstrip('/')}/echo"
-            connector = aiohttp.TCPConnector(limit=int(opts.get("connections", 64)), force_close=False)
-            timeout = aiohttp.ClientTimeout(total=None)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            connections = int(opts.get("connections", 64))
+            client = opts.get("client", "http1")
+            if client == "http1":
+                self._pool = Http1Pool(opts["url"], connections)
+            elif client == "aiohttp":
+                connector = aiohttp.TCPConnector(limit=connections, force_close=False)
+                timeout = aiohttp.ClientTimeout(total=None)
+                self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+            else:
+                raise ValueError(f"target_options.client: unknown client {client!r}; use 'http1' or 'aiohttp'")
             return
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -182,6 +192,9 @@ class EchoDriver:
         if self._kafka:
             self._send_kafka(op)
             return None
+        if self._pool is not None:
+            status, _, _ = await self._pool.call("GET", "/echo")
+            return OK if status == 200 else Result(error=f"http_{status}")
         assert self._session is not None
         async with self._session.get(self._url) as resp:
             await resp.read()
@@ -198,5 +211,7 @@ class EchoDriver:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
+        if self._pool is not None:
+            await self._pool.close()
         if self._session is not None:
             await self._session.close()

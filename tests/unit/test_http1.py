@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 client keeps a connection whose request the caller abandoned."""
+"""The lean HTTP/1.1 client: connections kept when the caller gives up, slots never stranded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from targets.cart.http1 import Http1Pool, _Connection
+from targets.http1 import Http1Pool, _Connection
 
 
 class SlowServer:
