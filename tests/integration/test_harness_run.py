@@ -166,8 +166,14 @@ def test_two_processes_merge_into_exactly_the_scheduled_count(tmp_path: Path) ->
 
 
 def echo_servers(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True)
-            if "targets.echo.server" in " ".join(p.cmdline())]
+    """The echo servers among the harness's descendants; short-lived helpers that exit (or are
+    not yet reaped) while we look are not among them."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            if "targets.echo.server" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
 
 
 def gone(pid: int) -> bool:
