@@ -87,6 +87,25 @@ async def _launch(driver_cls: Any, options: dict[str, Any], services: dict[str, 
         yield dict(info or {})
 
 
+@contextlib.asynccontextmanager
+async def target_up(driver_cls: Any, spec: Spec, run_dir: Path, overrides: dict[str, str | None],
+                    run_json: dict[str, Any], sampler: ResourceSampler
+                    ) -> AsyncIterator[tuple[dict[str, str], dict[str, Any]]]:
+    """The services the target needs, then the target itself: recorded in run.json's config and
+    watched by the resource sampler. Yields (service URLs, what the target's launch returned)."""
+    async with _services(driver_needs(driver_cls, spec.target_options), run_dir, overrides) as stack:
+        services = dict(stack.urls) if stack is not None else {}
+        if stack is not None:
+            run_json["config"]["services"] = services
+            run_json["config"]["embedded"] = sorted(stack.embedded)
+            for name, pid in stack.pids.items():
+                sampler.watch(name, pid)
+        async with _launch(driver_cls, dict(spec.target_options), services, run_dir) as launched:
+            for name, pid in (launched.get("pids") or {}).items():
+                sampler.watch(name, pid)
+            yield services, launched
+
+
 def resolve_processes(spec: Spec, requested: int | None) -> int:
     return max(1, requested or spec.processes or os.cpu_count() or 1)
 
@@ -97,7 +116,6 @@ async def execute(spec: Spec, opts: RunOptions) -> RunOutcome:
     processes = resolve_processes(spec, opts.processes)
     run_dir = make_run_dir(spec.name, opts.runs_root)
     run_id = run_dir.name
-    needs = driver_needs(driver_cls, spec.target_options)
     run_json: dict[str, Any] = {
         "schema": "edabench.run/1",
         "name": spec.name,
@@ -133,23 +151,14 @@ async def execute(spec: Spec, opts: RunOptions) -> RunOutcome:
     collector: Collector | None = None
     t_measure_start = 0.0
     try:
-        async with _services(needs, run_dir, opts.services) as stack:
-            services = dict(stack.urls) if stack is not None else {}
-            if stack is not None:
-                run_json["config"]["services"] = services
-                run_json["config"]["embedded"] = sorted(stack.embedded)
-                for name, pid in stack.pids.items():
-                    sampler.watch(name, pid)
-            async with _launch(driver_cls, dict(spec.target_options), services, run_dir) as launched:
-                for name, pid in (launched.get("pids") or {}).items():
-                    sampler.watch(name, pid)
-                configs = [
-                    GeneratorConfig(spec, driver_cls, workload_cls, services, str(run_dir), run_id, i,
-                                    processes, launched)
-                    for i in range(processes)
-                ]
-                collector = Collector(spec, run_dir, processes, int(time.time() * 1000), opts.on_interval)
-                t_measure_start = await _generate(configs, collector, stop, sampler, opts.tune_gc, opts.isolate)
+        async with target_up(driver_cls, spec, run_dir, opts.services, run_json, sampler) as (services, launched):
+            configs = [
+                GeneratorConfig(spec, driver_cls, workload_cls, services, str(run_dir), run_id, i,
+                                processes, launched)
+                for i in range(processes)
+            ]
+            collector = Collector(spec, run_dir, processes, int(time.time() * 1000), opts.on_interval)
+            t_measure_start = await _generate(configs, collector, stop, sampler, opts.tune_gc, opts.isolate)
     finally:
         run_json["interrupted"] = stop.is_set()
         sigint.remove()

@@ -26,7 +26,7 @@ from harness.locust.workload import ENV_SPEC, load
 from harness.registry import load_target
 from harness.resources import ResourceSampler
 from harness.rundir import environment, make_run_dir, utc_now
-from harness.runner import _launch, _services, build_report, driver_needs
+from harness.runner import build_report, target_up
 from harness.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -155,37 +155,27 @@ async def execute(opts: LocustOptions, on_started: Any = None) -> LocustOutcome:
     run_dir = make_run_dir(spec.name, opts.runs_root)
     run_json = _run_json(spec, opts, run_dir, locustfile)
     write_json(run_dir / "run.json", run_json)
-    needs = driver_needs(driver_cls, spec.target_options)
     sampler = ResourceSampler(run_dir / "resources.jsonl")
     sampler.watch("harness", os.getpid())
     sampler.start()
     code = -1
     try:
-        async with _services(needs, run_dir, opts.services) as stack:
-            services = dict(stack.urls) if stack is not None else {}
-            if stack is not None:
-                run_json["config"]["services"] = services
-                run_json["config"]["embedded"] = sorted(stack.embedded)
-                for name, pid in stack.pids.items():
+        async with target_up(driver_cls, spec, run_dir, opts.services, run_json, sampler) as (services, launched):
+            options = _prepare(spec, services, {k: v for k, v in launched.items() if k != "pids"})
+            options.update(await _run_prepare_hook(spec.workload_options.get("prepare"), options))
+            write_json(run_dir / "run.json", run_json)
+            locust_plan = plan(opts, locustfile, spec, run_dir, options)
+            _write_worker_env(locust_plan)
+            procs = LocustProcesses(locust_plan)
+            try:
+                await procs.start()
+                for name, pid in procs.pids.items():
                     sampler.watch(name, pid)
-            async with _launch(driver_cls, dict(spec.target_options), services, run_dir) as launched:
-                for name, pid in (launched.get("pids") or {}).items():
-                    sampler.watch(name, pid)
-                options = _prepare(spec, services, {k: v for k, v in launched.items() if k != "pids"})
-                options.update(await _run_prepare_hook(spec.workload_options.get("prepare"), options))
-                write_json(run_dir / "run.json", run_json)
-                locust_plan = plan(opts, locustfile, spec, run_dir, options)
-                _write_worker_env(locust_plan)
-                procs = LocustProcesses(locust_plan)
-                try:
-                    await procs.start()
-                    for name, pid in procs.pids.items():
-                        sampler.watch(name, pid)
-                    if on_started is not None:
-                        on_started(run_dir, spec, procs)
-                    code = await _wait(procs)
-                finally:
-                    await procs.stop()
+                if on_started is not None:
+                    on_started(run_dir, spec, procs)
+                code = await _wait(procs)
+            finally:
+                await procs.stop()
     finally:
         await sampler.stop()
     return _results(run_dir, opts, code)
