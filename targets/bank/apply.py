@@ -3,16 +3,25 @@
 Round trips per batch, whatever its size: claim event ids (the idempotence check), lock the touched
 accounts in id order (so concurrent instances never deadlock), then a single statement whose
 data-modifying CTEs write every table. The rules run in Python between the lock and the writes.
+
+`LedgerWriter` wraps that for the consumer: an outage is waited out (the transaction is retried
+until the database answers), and a batch the database refuses because of a record's values is
+split until the record is alone, so the others are applied exactly once and it goes to the DLQ.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from targets.bank.retry import Backoff, is_record_error, reason_of, until_done
 from targets.bank.rules import Account, Effects, accounts_touched, apply_event
+
+log = logging.getLogger(__name__)
 
 APPLIED, DUPLICATE, REJECTED, DLQ = "applied", "duplicate", "rejected", "dlq"
 
@@ -35,6 +44,8 @@ class Decision:
     #: for a duplicate, the first delivery's status: a replay after a crash (same op, delivered
     #: twice) can then be told from a deliberate resend by whoever knows what it expected
     original: str | None = None
+    #: for a DLQ decision, what exactly was wrong (goes to the DLQ record, not to the outcome)
+    detail: str | None = None
 
 
 def _cols(rows: list[tuple[Any, ...]], n: int) -> list[list[Any]]:
@@ -113,6 +124,42 @@ async def _write(conn: asyncpg.Connection, fx: Effects) -> None:
     if not (rows or rows2 or fx.transactions or fx.rejected):
         return
     await conn.execute(_WRITE, *_cols(rows, 6), *_cols(rows2, 3), *_cols(fx.transactions, 7), *_cols(fx.rejected, 2))
+
+
+class LedgerWriter:
+    """Applies batches so that no record can stop the ledger and no outage can lose one."""
+
+    def __init__(self, pool: asyncpg.Pool, stopping: asyncio.Event, backoff: Backoff | None = None) -> None:
+        self.pool = pool
+        self.stopping = stopping
+        self.backoff = backoff or Backoff()
+        self.isolations = 0  # batches split to find a refused record (a metric for tests and logs)
+
+    async def apply(self, events: list[tuple[str, dict[str, Any]]]) -> list[Decision]:
+        """One Decision per event, in order; a record the database refuses gets a DLQ decision.
+
+        Raises `retry.Stopping` when the service stops while the database is away: nothing of
+        the batch was committed by the failed attempt, and its offsets are not committed either.
+        """
+        try:
+            return await self._retrying(events)
+        except Exception as exc:
+            if not is_record_error(exc):
+                raise
+            if len(events) == 1:
+                reason, detail = reason_of(exc)
+                log.error("event %.64r refused by the database: %s", events[0][1].get("event_id"), detail)
+                return [Decision(DLQ, reason, detail=detail)]
+            self.isolations += 1
+            mid = len(events) // 2  # in order: an event still sees the effects of those before it
+            return [*await self.apply(events[:mid]), *await self.apply(events[mid:])]
+
+    async def _retrying(self, events: list[tuple[str, dict[str, Any]]]) -> list[Decision]:
+        async def attempt() -> list[Decision]:
+            async with self.pool.acquire() as conn, conn.transaction():
+                return await apply_batch(conn, events)
+
+        return await until_done(attempt, self.stopping, f"batch of {len(events)}", self.backoff)
 
 
 def total(decisions: list[Decision]) -> dict[str, int]:

@@ -45,10 +45,12 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return _HEADER.pack(MAGIC, schema_id) + body
 
 
-def unframe(data: bytes) -> tuple[int, memoryview]:
+def unframe(data: bytes | None) -> tuple[int, memoryview]:
     """Split a wire-format record into (schema id, body); raises DecodeError on a bad header."""
-    if data is None or len(data) < 5:
-        raise DecodeError("truncated", f"{0 if data is None else len(data)} bytes")
+    if data is None:  # a tombstone: no value at all, which no event is
+        raise DecodeError("null_value", "the record has no value")
+    if len(data) < 5:
+        raise DecodeError("truncated", f"{len(data)} bytes, the wire header alone is 5")
     magic, schema_id = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise DecodeError("bad_magic", f"magic byte {magic}")
@@ -103,7 +105,7 @@ class Decoder:
             parsed = parse(text)
             self._by_id[sid] = (parsed["name"].rsplit(".", 1)[-1], parsed)
 
-    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+    def decode(self, data: bytes | None) -> tuple[str, dict[str, Any]]:
         """Decode a record whose schema id was resolved; raises DecodeError with a reason."""
         sid, body = unframe(data)
         entry = self._by_id.get(sid)

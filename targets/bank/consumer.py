@@ -1,9 +1,14 @@
 """The bancaire consumer: a group member that applies batches to the ledger.
 
-Per `getmany` batch: decode everything (bad records -> DLQ), apply the good ones in one DB
-transaction, publish the outcomes, and only then commit the offsets. A crash anywhere before the
-offset commit re-delivers the batch, and the processed_events table turns the replay into
+Per `getmany` batch: decode and validate everything (bad records -> DLQ), apply the good ones in
+one DB transaction, publish the outcomes, and only then commit the offsets. A crash anywhere before
+the offset commit re-delivers the batch, and the processed_events table turns the replay into
 "duplicate" outcomes with no second effect.
+
+No record stops the consumer: one the database refuses is isolated and sent to the DLQ
+(`apply.LedgerWriter`); a database outage is waited out with the batch held, offsets uncommitted.
+The DLQ is at-least-once: a crash between its send and the offset commit sends the record again,
+with the same `dlq-source-*` headers, by which a reader dedupes.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from targets.bank import metrics as m
 from targets.bank.api import Status
-from targets.bank.apply import APPLIED, DLQ, DUPLICATE, REJECTED, Decision, apply_batch
+from targets.bank.apply import APPLIED, DLQ, DUPLICATE, REJECTED, Decision, LedgerWriter
 from targets.bank.avro import DecodeError, Decoder
+from targets.bank.retry import Backoff, Stopping, until_done
 from targets.bank.topics import (
     DLQ as DLQ_TOPIC,
 )
 from targets.bank.topics import (
+    H_DLQ_DETAIL,
     H_DLQ_OFFSET,
     H_DLQ_PARTITION,
     H_DLQ_REASON,
@@ -38,11 +45,11 @@ from targets.bank.topics import (
     OUTCOMES,
     own_partition,
 )
+from targets.bank.validate import check
 
 log = logging.getLogger(__name__)
 #: outcomes per outcome record: keeps records well under the default 1 MB request size
 OUTCOME_CHUNK = 1000
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 @dataclass(slots=True)
@@ -105,6 +112,7 @@ class BankConsumer:
         self.decoder = decoder
         self.status = status
         self.stopping = asyncio.Event()
+        self.writer = LedgerWriter(pool, self.stopping)
         # (outcome delivery futures, offsets) of applied batches, committed in order off the hot path
         self._pending: asyncio.Queue[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = asyncio.Queue(
             maxsize=16
@@ -140,11 +148,27 @@ class BankConsumer:
         committer = asyncio.create_task(self._committer(), name="committer")
         self.consumer.subscribe(list(INPUT_TOPICS), listener=_Listener(self))
         self.status.kafka = "connected"
+        failures = 0
+        backoff = Backoff(cap_s=5.0)
         try:
             while not self.stopping.is_set():
                 batch = await self.consumer.getmany(timeout_ms=100, max_records=self.cfg.max_batch)
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self.process(batch)
+                    failures = 0
+                except Stopping as exc:
+                    log.warning("%s: the batch in hand is left uncommitted, to be replayed", exc)
+                    break
+                except Exception:  # e.g. the broker away while outcomes are sent: replay the batch
+                    log.exception("batch failed; it is consumed again from its first record")
+                    self._rewind(batch)
+                    try:
+                        await asyncio.wait_for(self.stopping.wait(), backoff.delay(failures))
+                    except TimeoutError:
+                        pass
+                    failures += 1
         finally:
             self.status.ready = False
             try:
@@ -154,13 +178,24 @@ class BankConsumer:
                 await self.consumer.stop()  # leaves the group so partitions move at once
                 await self.producer.stop()
 
+    def _rewind(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Consume `batch` again: its offsets were not committed, and a replay only yields duplicates."""
+        for tp, recs in batch.items():
+            if recs:
+                try:
+                    self.consumer.seek(tp, recs[0].offset)
+                except (IllegalStateError, KafkaError, AssertionError) as exc:  # no longer ours
+                    log.info("not rewinding %s (%s): its new owner replays it", tp, exc)
+
     async def process(self, batch: dict[TopicPartition, list[Any]]) -> None:
         t0 = time.perf_counter()
         records = [r for recs in batch.values() for r in recs]
         m.BATCH_SIZE.observe(len(records))
         missing = self.decoder.unknown_ids([r.value for r in records])
-        if missing:
-            await self.decoder.resolve(missing)
+        if missing:  # the registry may live in the database: wait out an outage like a write
+            await until_done(
+                lambda: self.decoder.resolve(missing), self.stopping, "schema lookup", record_error=lambda _e: False
+            )
 
         good: list[tuple[str, dict[str, Any]]] = []
         good_idx: list[int] = []
@@ -170,18 +205,25 @@ class BankConsumer:
             m.CONSUMED.labels(tp.topic).inc(len(recs))
         for i, r in enumerate(records):
             try:
-                good.append(self.decoder.decode(r.value))
-                good_idx.append(i)
+                name, rec = self.decoder.decode(r.value)
             except DecodeError as exc:
                 decisions[i] = Decision(DLQ, exc.reason)
-                dlq_futs.append(await self._to_dlq(r, exc.reason))
-                m.DLQ.labels(exc.reason).inc()
+                dlq_futs.append(await self._to_dlq(r, exc.reason, exc.detail))
+                continue
+            if (bad := check(name, rec)) is not None:
+                decisions[i] = Decision(DLQ, bad.reason)
+                dlq_futs.append(await self._to_dlq(r, bad.reason, bad.detail))
+                continue
+            good.append((name, rec))
+            good_idx.append(i)
 
         t1 = time.perf_counter()
         m.STAGE_SECONDS.labels("decode").observe(t1 - t0)
         if good:
-            for d_i, d in zip(good_idx, await self._apply(good), strict=True):
+            for d_i, d in zip(good_idx, await self.writer.apply(good), strict=True):
                 decisions[d_i] = d
+                if d.status == DLQ:  # refused by the database: isolated, the rest was applied
+                    dlq_futs.append(await self._to_dlq(records[d_i], d.reason or "db", d.detail or ""))
         committed_ns = time.time_ns()
         self._count(good, good_idx, decisions, committed_ns)
 
@@ -228,21 +270,13 @@ class BankConsumer:
             ts_ms = oldest_ts if isinstance(oldest_ts, int) else int(oldest_ts.timestamp() * 1000)
             m.EVENT_LATENCY.observe(max(0, committed_ns // 1_000_000 - ts_ms) / 1000)
 
-    async def _apply(self, good: list[tuple[str, dict[str, Any]]]) -> list[Decision]:
-        for attempt in range(5):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    return await apply_batch(conn, good)
-            except _RETRYABLE as exc:
-                log.warning("batch retry %d after %s", attempt + 1, type(exc).__name__)
-                await asyncio.sleep(0.01 * (attempt + 1))
-        async with self.pool.acquire() as conn, conn.transaction():
-            return await apply_batch(conn, good)
-
-    async def _to_dlq(self, r: Any, reason: str) -> asyncio.Future[Any]:
+    async def _to_dlq(self, r: Any, reason: str, detail: str = "") -> asyncio.Future[Any]:
+        """The original record (key, value, headers) to the DLQ, with why and where it came from."""
+        m.DLQ.labels(reason).inc()
         headers = [
             *(r.headers or ()),
             (H_DLQ_REASON, reason.encode()),
+            (H_DLQ_DETAIL, detail.encode("utf-8", "replace")),
             (H_DLQ_TOPIC, r.topic.encode()),
             (H_DLQ_PARTITION, str(r.partition).encode()),
             (H_DLQ_OFFSET, str(r.offset).encode()),
@@ -257,7 +291,9 @@ class BankConsumer:
         decisions: list[Decision | None],
         committed_ns: int,
     ) -> list[asyncio.Future[Any]]:
-        """One outcome record per (origin, chunk): per-event records would cost more CPU than the apply."""
+        """One outcome record per (origin, chunk): per-event records would cost more CPU than the apply.
+
+        Only decoded, valid events carry their event id (an invalid one may be the 1 MB field at fault)."""
         event_ids: dict[int, str] = {i: rec["event_id"] for (_, rec), i in zip(good, good_idx, strict=True)}
         by_origin: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for i, r in enumerate(records):

@@ -8,6 +8,9 @@ import asyncpg
 
 from targets.bank.registry import DDL as REGISTRY_DDL
 
+#: where the service reads its DSN: the environment, since a password in argv shows in `ps`
+ENV_DSN = "EDABENCH_POSTGRES_DSN"
+
 DDL = (
     """
 CREATE SCHEMA IF NOT EXISTS bancaire;

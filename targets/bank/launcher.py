@@ -16,8 +16,9 @@ from typing import Any
 import asyncpg
 
 from targets.bank.avro import Encoder
-from targets.bank.db import create_schema, save_start_offsets
+from targets.bank.db import ENV_DSN, create_schema, save_start_offsets
 from targets.bank.procs import ServiceProcs, free_port
+from targets.bank.registry import ENV_URL as ENV_REGISTRY
 from targets.bank.registry import make_registry
 from targets.bank.topics import end_offsets, ensure_topics, input_partitions
 
@@ -63,8 +64,6 @@ class Launcher:
         args = [
             "--kafka",
             self.kafka,
-            "--postgres",
-            self.dsn,
             "--group",
             group,
             "--max-batch",
@@ -72,10 +71,12 @@ class Launcher:
             "--fetch-wait-ms",
             str(o.get("fetch_wait_ms", 5)),
         ]
+        # secrets (a DSN's password, a registry URL's credentials) go in the environment, not in argv
+        env = {ENV_DSN: self.dsn}
         if o.get("schema_registry_url"):
-            args += ["--schema-registry-url", str(o["schema_registry_url"])]
+            env[ENV_REGISTRY] = str(o["schema_registry_url"])
         log_dir = Path(self.run_dir) / "logs" if self.run_dir else Path(tempfile.mkdtemp(prefix="edabench-bank-"))
-        self.procs = ServiceProcs(args, ports, log_dir)
+        self.procs = ServiceProcs(args, ports, log_dir, env)
         try:
             for i in range(n):
                 self.procs.spawn(i)

@@ -29,10 +29,13 @@ class ServiceNotReady(RuntimeError):
 
 
 class ServiceProcs:
-    def __init__(self, args: list[str], ports: list[int], log_dir: Path) -> None:
+    """`args` go on the command line (visible in `ps`); `env` holds what must not: the DSN."""
+
+    def __init__(self, args: list[str], ports: list[int], log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.ports = ports
         self.log_dir = log_dir
+        self.env = dict(env or {})
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * len(ports)
         self._logs: list[IO[bytes] | None] = [None] * len(ports)
 
@@ -56,7 +59,7 @@ class ServiceProcs:
             "--api-port",
             str(self.ports[i]),
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         self.procs[i] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         self._logs[i] = out
         log.info("started bancaire[%d] pid %d", i, self.procs[i].pid)  # type: ignore[union-attr]

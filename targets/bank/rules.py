@@ -17,6 +17,9 @@ ACCOUNT_EXISTS = "account_exists"
 INSUFFICIENT_FUNDS = "insufficient_funds"
 INVALID_AMOUNT = "invalid_amount"
 SAME_ACCOUNT = "same_account"
+#: a credit that would take a balance past NUMERIC(18,2): the ledger cannot hold it
+BALANCE_OVERFLOW = "balance_overflow"
+BALANCE_LIMIT = Decimal(10) ** 16
 
 
 @dataclass(slots=True)
@@ -100,6 +103,8 @@ def apply_event(name: str, rec: dict[str, Any], accounts: dict[str, Account], fx
             acc.solde -= montant
             kind = "RETRAIT"
         else:
+            if acc.solde + montant >= BALANCE_LIMIT:
+                return BALANCE_OVERFLOW
             acc.solde += montant
             kind = "DEPOT"
         _touch(acc, fx)
@@ -116,6 +121,8 @@ def apply_event(name: str, rec: dict[str, Any], accounts: dict[str, Account], fx
         assert src is not None and dst is not None
         if src.solde < montant:
             return INSUFFICIENT_FUNDS
+        if dst.solde + montant >= BALANCE_LIMIT:
+            return BALANCE_OVERFLOW
         src.solde -= montant
         dst.solde += montant
         _touch(src, fx)

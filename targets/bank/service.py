@@ -2,6 +2,9 @@
 
 With `--instances N > 1` this process supervises N single-instance children (ports api-port+i)
 and forwards SIGTERM to them; the driver starts instances itself so it can kill one for chaos.
+
+The PostgreSQL DSN may hold a password: give it in the environment (`EDABENCH_POSTGRES_DSN`), which
+`ps` does not show, rather than with `--postgres`; children always get it that way.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -22,8 +26,9 @@ import uvicorn
 from targets.bank.api import App, Status
 from targets.bank.avro import Decoder
 from targets.bank.consumer import BankConsumer, Config
-from targets.bank.db import create_schema, load_start_offsets
+from targets.bank.db import ENV_DSN, create_schema, load_start_offsets
 from targets.bank.registry import make_registry
+from targets.bank.retry import Stopping, is_transient, until_done
 
 log = logging.getLogger("bancaire")
 
@@ -39,7 +44,11 @@ class _Server(uvicorn.Server):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m targets.bank.service", description=__doc__)
     p.add_argument("--kafka", required=True, help="bootstrap servers, host:port")
-    p.add_argument("--postgres", required=True, help="PostgreSQL DSN")
+    p.add_argument(
+        "--postgres",
+        default=None,
+        help=f"PostgreSQL DSN; default ${ENV_DSN} (prefer it: a password on the command line shows in ps)",
+    )
     p.add_argument("--schema-registry-url", default=None, help="Confluent registry; default: PostgreSQL table")
     p.add_argument("--group", default="bancaire")
     p.add_argument("--api-port", type=int, default=8080)
@@ -51,7 +60,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fetch-wait-ms", type=int, default=5)
     p.add_argument("--stop-timeout-s", type=float, default=8.0)
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.postgres = args.postgres or os.environ.get(ENV_DSN)
+    if not args.postgres:
+        p.error(f"no PostgreSQL DSN: set {ENV_DSN} (or pass --postgres)")
+    return args
+
+
+async def _connect(args: argparse.Namespace, stopping: asyncio.Event) -> asyncpg.Pool:
+    """A pool once the database answers: a service started while PostgreSQL restarts waits for it.
+    Only an outage is waited out; a wrong password or a missing database fails at once."""
+
+    async def attempt() -> asyncpg.Pool:
+        # command_timeout: a database that hangs (rather than refuses) must end in a retry too
+        return await asyncpg.create_pool(args.postgres, min_size=2, max_size=4, command_timeout=60)
+
+    return await until_done(attempt, stopping, "connecting to PostgreSQL", record_error=lambda e: not is_transient(e))
 
 
 async def run_instance(args: argparse.Namespace) -> None:
@@ -60,11 +84,17 @@ async def run_instance(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    pool = await asyncpg.create_pool(args.postgres, min_size=2, max_size=4)
+    pool = await _connect(args, stop)
     try:
-        async with pool.acquire() as conn:
-            await create_schema(conn)
-            starts = await load_start_offsets(conn)
+
+        async def prepare() -> dict[tuple[str, int], int]:
+            async with pool.acquire() as conn:
+                await create_schema(conn)
+                return await load_start_offsets(conn)
+
+        starts = await until_done(
+            prepare, stop, "creating the ledger tables", record_error=lambda e: not is_transient(e)
+        )
         registry = make_registry(pool, args.schema_registry_url)
         status = Status(args.instance_index)
         cfg = Config(
@@ -111,9 +141,11 @@ async def run_instance(args: argparse.Namespace) -> None:
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run N children of this module, one per instance; SIGTERM/SIGINT are forwarded to all."""
+    """Run N children of this module, one per instance; SIGTERM/SIGINT are forwarded to all.
+    The DSN reaches them in the environment, never on their command lines."""
     children: list[subprocess.Popen[bytes]] = []
     base = argv
+    env = {**os.environ, ENV_DSN: args.postgres}
     for i in range(args.instances):
         cmd = [
             sys.executable,
@@ -129,7 +161,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
             "--api-port",
             str(args.api_port + i),
         ]
-        children.append(subprocess.Popen(cmd))
+        children.append(subprocess.Popen(cmd, env=env))
 
     def forward(signum: int, _frame: Any) -> None:
         for c in children:
@@ -158,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
             if skip:
                 skip = False
                 continue
-            if a in ("--instances", "--instance-index", "--instance-count", "--api-port"):
+            if a in ("--instances", "--instance-index", "--instance-count", "--api-port", "--postgres"):
                 skip = True
                 continue
-            if a.startswith(("--instances=", "--instance-index=", "--instance-count=", "--api-port=")):
+            if a.startswith(("--instances=", "--instance-index=", "--instance-count=", "--api-port=", "--postgres=")):
                 continue
             clean.append(a)
         return supervise(args, clean)
@@ -171,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run_instance(args))
+    try:
+        asyncio.run(run_instance(args))
+    except Stopping as exc:  # asked to stop before the database ever answered
+        log.warning("%s", exc)
     return 0
 
 

@@ -38,6 +38,8 @@ ALL_TOPICS: tuple[str, ...] = (*INPUT_TOPICS, VIREMENT_RECU, DLQ, OUTCOMES)
 H_OP_ID = "edabench-op-id"
 H_ORIGIN = "edabench-origin"
 H_DLQ_REASON = "dlq-reason"
+#: what exactly was wrong, for a person (the field, its length, the database's message)
+H_DLQ_DETAIL = "dlq-detail"
 H_DLQ_TOPIC = "dlq-source-topic"
 H_DLQ_PARTITION = "dlq-source-partition"
 H_DLQ_OFFSET = "dlq-source-offset"

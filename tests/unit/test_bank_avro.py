@@ -95,12 +95,13 @@ async def test_decoder_asks_the_registry_once_per_id() -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
+        (None, "null_value"),
         (b"\x00\x00", "truncated"),
         (b"\x7f\x00\x00\x00\x64junk", "bad_magic"),
         (b"\x00\x7f\xff\xff\xf0junk", "unknown_schema_id"),
     ],
 )
-async def test_bad_records_fail_with_a_reason(raw: bytes, reason: str) -> None:
+async def test_bad_records_fail_with_a_reason(raw: bytes | None, reason: str) -> None:
     _, dec, _ = await _codec()
     await dec.resolve(dec.unknown_ids([raw]))
     with pytest.raises(DecodeError) as exc:

@@ -110,3 +110,14 @@ def test_non_positive_amounts_and_self_transfers_are_rejected() -> None:
     assert apply_event("DepotEffectue", dep, accounts, Effects()) == INVALID_AMOUNT
     assert apply_event("VirementEmis", _vir("A", "A", "1.00"), accounts, Effects()) == SAME_ACCOUNT
     assert accounts["A"].solde == D("10.00")
+
+
+def test_a_credit_past_what_numeric_18_2_holds_is_rejected_without_effect() -> None:
+    from targets.bank.rules import BALANCE_OVERFLOW
+
+    accounts = {"A": _acc("A", "9999999999999999.00"), "B": _acc("B", "9999999999999999.00")}
+    dep = {"event_id": "e", "timestamp": 0, "compte_id": "A", "montant": D("1.00"), "reference": "r"}
+    fx = Effects()
+    assert apply_event("DepotEffectue", dep, accounts, fx) == BALANCE_OVERFLOW
+    assert apply_event("VirementEmis", _vir("A", "B", "1.00"), accounts, fx) == BALANCE_OVERFLOW
+    assert accounts["A"].solde == D("9999999999999999.00") and not fx.transactions
