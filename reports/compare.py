@@ -1,6 +1,7 @@
-"""Several runs side by side: overlaid spectra and time series, and a delta table.
+"""Several runs side by side: overlaid spectra and time series, and the deltas of each run.
 
-The first run is the baseline. Whether a change is a regression is decided by the gate's
+The first run is the baseline. Each other run's deltas form one group (an op x metric matrix
+on the page, so a run id is printed once, not on every row). Whether a change is a regression is decided by the gate's
 `compare_runs` with the same tolerance, so the report and `edabench gate --baseline` agree;
 the tolerance is drawn as the noise band.
 """
@@ -27,8 +28,32 @@ class DeltaRow:
     current: Any
     ratio: float | None
     regression: bool
-    verdict: str
-    unit: str = ""  # "regression", "within noise", "improved" / "changed"
+    verdict: str  # "regression", "within noise" or "changed"
+    unit: str = ""
+
+
+@dataclass(slots=True)
+class DeltaGroup:
+    """One compared run against the baseline: its deltas as an op x metric matrix, and their chart."""
+
+    run: RunData
+    rows: list[DeltaRow]
+    chart: str = ""
+
+    @property
+    def ops(self) -> list[str]:
+        return list(dict.fromkeys(r.op for r in self.rows))
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(r.metric for r in self.rows))
+
+    def cell(self, op: str, metric: str) -> DeltaRow | None:
+        return next((r for r in self.rows if r.op == op and r.metric == metric), None)
+
+    @property
+    def regressions(self) -> list[DeltaRow]:
+        return [r for r in self.rows if r.regression]
 
 
 @dataclass(slots=True)
@@ -36,9 +61,13 @@ class Comparison:
     baseline: RunData
     others: list[RunData]
     tolerance: float
-    rows: list[DeltaRow]
+    groups: list[DeltaGroup]
     charts: dict[str, str]
     kind_charts: dict[str, dict[str, str]]
+
+    @property
+    def rows(self) -> list[DeltaRow]:
+        return [r for g in self.groups for r in g.rows]
 
     @property
     def regressions(self) -> list[DeltaRow]:
@@ -68,9 +97,17 @@ def _per_second(run: RunData, key: str) -> tuple[list[float], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _ratio_chart(rows: list[DeltaRow], tolerance: float) -> str:
+    finite = [r for r in rows if r.ratio is not None and math.isfinite(r.ratio)]
+    if not finite:
+        return ""
+    labels = [f"{'all' if r.op == OVERALL else r.op} {r.metric}" for r in finite]
+    return charts.ratio_svg(labels, [r.ratio or 1.0 for r in finite], [r.regression for r in finite], tolerance)
+
+
 def compare(runs: list[RunData], tolerance: float, with_charts: bool = True) -> Comparison:
     baseline, others = runs[0], runs[1:]
-    rows = delta_rows(baseline, others, tolerance)
+    groups = [DeltaGroup(run, delta_rows(baseline, [run], tolerance)) for run in others]
     out: dict[str, str] = {}
     kinds: dict[str, dict[str, str]] = {}
     if with_charts:
@@ -101,11 +138,6 @@ def compare(runs: list[RunData], tolerance: float, with_charts: bool = True) -> 
                 kc["latency"] = charts.line_svg(lines, "p99 response", log_y=True, ms=True)
             if kc:
                 kinds[kind] = kc
-        if rows:
-            finite = [r for r in rows if r.ratio is not None and math.isfinite(r.ratio)]
-            many = len(others) > 1
-            labels = [f"{'all' if r.op == OVERALL else r.op} {r.metric}" + (f" ({r.against})" if many else "")
-                      for r in finite]
-            out["ratios"] = charts.ratio_svg(labels, [r.ratio or 1.0 for r in finite],
-                                             [r.regression for r in finite], tolerance)
-    return Comparison(baseline, others, tolerance, rows, out, kinds)
+        for g in groups:
+            g.chart = _ratio_chart(g.rows, tolerance)
+    return Comparison(baseline, others, tolerance, groups, out, kinds)

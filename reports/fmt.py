@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -59,6 +60,19 @@ def pct_change(ratio: float | None) -> str:
     if ratio is None or not math.isfinite(ratio):
         return "–"
     return f"{(ratio - 1) * 100:+.1f} %"
+
+
+def when(v: Any) -> str:
+    """An ISO-8601 UTC time as `2026-11-23 18:15:00`: short enough for a table column."""
+    if not isinstance(v, str) or not v:
+        return "–"
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return v
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def rate(v: Any) -> str:

@@ -30,6 +30,7 @@ def environment() -> Environment:
         rate=fmt.rate,
         change=fmt.pct_change,
         margin=fmt.margin,
+        when=fmt.when,
     )
     return env
 

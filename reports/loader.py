@@ -69,6 +69,25 @@ class RunData:
     def started_at(self) -> datetime | None:
         return parse_time(self.run.get("started_at"))
 
+    @property
+    def resources_offset_s(self) -> float:
+        """Seconds from resources.jsonl's t = 0 to timeseries.jsonl's t = 0 (the schedule's start).
+
+        The resource sampler starts with the run (run.json's `started_at`), before the services
+        and the target come up; the schedule starts after them. A `schedule_started_at` in run.json
+        gives the schedule's start exactly; without it the interval logs' StartTime (taken just
+        before the generators start) stands in, within the driver's start-up time.
+        """
+        started = self.started_at
+        if started is None:
+            return 0.0
+        schedule = parse_time(self.run.get("schedule_started_at"))
+        if schedule is not None:
+            return max(0.0, (schedule - started).total_seconds())
+        logs = [lg for kl in self.logs.values() for lg in (kl.response, kl.service)] + [self.schedule_lag]
+        starts = [lg.start_time_s for lg in logs if lg is not None and lg.start_time_s is not None]
+        return max(0.0, min(starts) - started.timestamp()) if starts else 0.0
+
     def merged(self, metric: str = "response") -> Counts | None:
         """All kinds' response (or service) times added together: exact, HDR histograms add."""
         total: Counts | None = None

@@ -67,12 +67,15 @@ def comparison_summary(comp: Comparison) -> list[str]:
         return [*lines, "No comparable metrics.", ""]
     lines.append(f"**{len(comp.regressions)} regression(s).**" if comp.regressions else "No regression.")
     lines.append("")
-    lines += _table(["run", "op", "metric", "baseline", "current", "change", "verdict"],
-                    ([esc(r.against), esc(r.op), esc(r.metric), fmt.with_unit(r.baseline, r.unit),
-                      fmt.with_unit(r.current, r.unit),
-                      fmt.pct_change(r.ratio), ("❌ " if r.regression else "") + r.verdict]
-                     for r in comp.rows))
-    return [*lines, ""]
+    for g in comp.groups:  # one heading per compared run, not its id on every row
+        lines += [f"#### `{esc(g.run.label)}`: {len(g.regressions)} regression(s)", ""]
+        lines += _table(["op", "metric", "baseline", "current", "change", "verdict"],
+                        ([esc(r.op), esc(r.metric), fmt.with_unit(r.baseline, r.unit),
+                          fmt.with_unit(r.current, r.unit),
+                          fmt.pct_change(r.ratio), ("❌ " if r.regression else "") + r.verdict]
+                         for r in g.rows))
+        lines.append("")
+    return lines
 
 
 def render(views: list[RunView], comparison: Comparison | None = None) -> str:

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from reports import runcharts
+from reports import configtext, runcharts
 from reports.gating import evaluate_slos, slo_of
 from reports.loader import RunData
 from reports.runcharts import OVERALL
@@ -66,6 +66,8 @@ class RunView:
     packages: list[tuple[str, str]]
     command: str
     problems: list[str]
+    spec_text: str = ""
+    panels_left_out: int = 0  # kinds not drawn on the overall over-time chart (only the worst are)
 
     @property
     def passed(self) -> bool:
@@ -97,34 +99,28 @@ def slo_rows(run: dict[str, Any], summary: dict[str, Any]) -> list[SloRow]:
             for c in evaluate_slos(summary, slo)]
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out += _flatten(value, f"{name}.")
-        else:
-            out.append((name, str(value)))
-    return out
-
-
 def run_view(data: RunData, with_charts: bool = True) -> RunView:
     """Everything the single-run report shows, computed once."""
     rows = slo_rows(data.run, data.summary)
     env = data.run.get("environment") or {}
-    packages = sorted((str(k), str(v)) for k, v in (env.get("packages") or {}).items())
-    env_rows = _flatten({k: v for k, v in env.items() if k != "packages"})
-    config = _flatten(data.run.get("config") or {})
+    packages = sorted((str(k), configtext.value_text(v)) for k, v in (env.get("packages") or {}).items())
+    env_rows = configtext.rows({k: v for k, v in env.items() if k != "packages"})
+    config = configtext.rows(data.run.get("config") or {})
+    spec = data.run.get("spec")
+    spec_text = configtext.toml_text(spec) if isinstance(spec, dict) else ""
     cmd = data.run.get("command")
     command = shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd or "")
     problems = [str(p) for p in (data.summary.get("verify") or {}).get("problems", [])]
     overall = OpView(OVERALL, data.summary.get("overall", {}), [r for r in rows if r.op == OVERALL])
     ops = [OpView(k, data.summary.get("ops", {}).get(k, {}), [r for r in rows if r.op == k]) for k in data.kinds]
     run_charts: dict[str, str] = {}
+    panels_left_out = 0
     if with_charts:
         goals = [(r.op, r.name, r.goal, r.passed) for r in rows]
         overall.charts = runcharts.overall_charts(data, goals)
         for op in ops:
             op.charts = runcharts.kind_charts(data, op.kind, goals)
         run_charts = runcharts.run_charts(data)
-    return RunView(data, rows, overall, ops, run_charts, env_rows, config, packages, command, problems)
+        panels_left_out = runcharts.latency_panels(data)[1]
+    return RunView(data, rows, overall, ops, run_charts, env_rows, config, packages, command, problems, spec_text,
+                   panels_left_out)

@@ -85,6 +85,9 @@ class RunShape:
     scale_us: float = 1.0  # multiply every latency (a slower build for comparisons)
     git_sha: str = "abc123"
     observed: tuple[str, ...] = ()  # extra driver histograms, e.g. ("read_your_writes_lag",)
+    # The resource sampler starts with the run, the schedule (and the logs' StartTime) this much later,
+    # as when the harness first brings up services and the target.
+    resources_lead_s: float = 0.0
 
 
 def _iso(dt: datetime) -> str:
@@ -113,12 +116,13 @@ def make_run(root: Path, shape: RunShape | None = None, **overrides: Any) -> Pat
     n_per_s = int(s.rate)
 
     logs = {}
+    schedule_start = s.started_at + timedelta(seconds=s.resources_lead_s)
     for kind in s.kinds:
         safe = kind.replace("/", "_")
         for which in ("response", "service"):
-            logs[(kind, which)] = _open_log(run_dir / f"{safe}.{which}.hlog", s.started_at)
-    lag_fh, lag_writer = _open_log(run_dir / "schedule-lag.hlog", s.started_at)
-    extra_logs = {m: _open_log(run_dir / f"{m}.hlog", s.started_at) for m in s.observed}
+            logs[(kind, which)] = _open_log(run_dir / f"{safe}.{which}.hlog", schedule_start)
+    lag_fh, lag_writer = _open_log(run_dir / "schedule-lag.hlog", schedule_start)
+    extra_logs = {m: _open_log(run_dir / f"{m}.hlog", schedule_start) for m in s.observed}
     extra_merged = {m: new_hist() for m in s.observed}
 
     merged = {(k, w): new_hist() for k in s.kinds for w in ("response", "service")}
@@ -185,7 +189,7 @@ def make_run(root: Path, shape: RunShape | None = None, **overrides: Any) -> Pat
         if s.resources:
             harness = {"cpu_percent": float(40 + rng.normal(0, 3)), "rss_bytes": 80_000_000 + t * 50_000}
             target = {"cpu_percent": float(5 if stall else 25 + rng.normal(0, 2)), "rss_bytes": 20_500_000}
-            res_lines.append({"t": float(t), "procs": {"harness": harness, "echo": target}})
+            res_lines.append({"t": t + s.resources_lead_s, "procs": {"harness": harness, "echo": target}})
 
     for fh, _ in [*logs.values(), *extra_logs.values()]:
         fh.close()
@@ -255,15 +259,19 @@ def make_run(root: Path, shape: RunShape | None = None, **overrides: Any) -> Pat
     return run_dir
 
 
+Cell = tuple[dict[str, str], str]
+
+
 class _Tables(HTMLParser):
-    """Collects rows of `<table class=...>` as (row attributes, cell texts)."""
+    """Collects rows of `<table class=...>` as (row attributes, [(cell attributes, cell text)])."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.tables: dict[str, list[tuple[dict[str, str], list[str]]]] = {}
+        self.tables: dict[str, list[tuple[dict[str, str], list[Cell]]]] = {}
         self._table: str | None = None
-        self._row: tuple[dict[str, str], list[str]] | None = None
+        self._row: tuple[dict[str, str], list[Cell]] | None = None
         self._cell: list[str] | None = None
+        self._cell_attrs: dict[str, str] = {}
         self._in_head = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -277,10 +285,11 @@ class _Tables(HTMLParser):
             self._row = (a, [])
         elif tag in ("td", "th") and self._row is not None:
             self._cell = []
+            self._cell_attrs = a
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row[1].append("".join(self._cell).strip())
+            self._row[1].append((self._cell_attrs, " ".join("".join(self._cell).split())))
             self._cell = None
         elif tag == "tr" and self._row is not None and self._table is not None:
             self.tables[self._table].append(self._row)
@@ -295,8 +304,14 @@ class _Tables(HTMLParser):
             self._cell.append(data)
 
 
-def table_rows(html: str, table_class: str) -> list[tuple[dict[str, str], list[str]]]:
-    """Body rows (outside <thead>) of every table of that class, in document order."""
+def table_cells(html: str, table_class: str) -> list[tuple[dict[str, str], list[Cell]]]:
+    """Body rows (outside <thead>) of every table of that class, in document order, with each
+    cell's attributes and its text (whitespace collapsed)."""
     parser = _Tables()
     parser.feed(html)
     return [r for r in parser.tables.get(table_class, []) if r[1]]
+
+
+def table_rows(html: str, table_class: str) -> list[tuple[dict[str, str], list[str]]]:
+    """Body rows of every table of that class: row attributes and cell texts."""
+    return [(attrs, [text for _, text in cells]) for attrs, cells in table_cells(html, table_class)]

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from report_fixtures import RunShape, make_run, table_rows
+from report_fixtures import RunShape, make_run, table_cells, table_rows
 
 from harness.gate import compare_runs
 from reports.build import build_report
 from reports.compare import compare
+from reports.fmt import pct_change, with_unit
 from reports.loader import load_run
 
 LATER = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
@@ -56,22 +57,63 @@ def test_wider_tolerance_absorbs_the_slowdown(runs: tuple[Path, Path, Path]) -> 
     assert comp.regressions == []
 
 
-def test_comparison_page_overlays_every_run_and_tables_deltas(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_comparison_page_overlays_every_run(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
     page = build_report(list(runs), tmp_path / "cmp.html").read_text()
     spectrum = re.search(r'data-chart="Latency by percentile, all kinds, per run">(.*?)</figure>', page, re.S)
     assert spectrum and len(re.findall(r'<g id="c\d+-series-\d+">', spectrum.group(1))) == 3
-    rows = table_rows(page, "deltas")
-    assert len(rows) == 2 * 3 * 6  # two runs against the baseline, overall + 2 kinds, 6 metrics
     assert "Noise band: ±10.0 %" in page
     assert len(table_rows(page, "runs")) == 3
 
 
-def test_regression_rows_are_marked_in_the_page(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_deltas_are_one_op_by_metric_table_per_compared_run(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    page = build_report(list(runs), tmp_path / "cmp.html").read_text()
+    labels = [load_run(r).label for r in runs]
+    assert re.findall(r'<table class="deltas" data-run="([^"]+)">', page) == labels[1:]
+    rows = table_cells(page, "deltas")
+    assert [r[0]["data-op"] for r in rows] == ["overall", "deposit", "withdraw"] * 2
+    metrics = [c[0]["data-metric"] for c in rows[0][1][1:]]
+    assert metrics == ["p50_ms", "p99_ms", "p99_9_ms", "max_ms", "achieved_rate", "error_rate"]
+
+
+def test_each_compared_run_id_is_printed_once_in_the_deltas(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    page = build_report(list(runs), tmp_path / "cmp.html").read_text()
+    section = page[page.index('<h2 id="deltas">') : page.index('<h2 id="slo">')]
+    text = re.sub(r"<[^>]+>", " ", section)
+    for run in runs[1:]:
+        assert text.count(load_run(run).label) == 1
+
+
+def test_regression_cells_are_the_gates_regressions(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
     base, slower, _ = runs
     page = build_report([base, slower], tmp_path / "cmp.html").read_text()
-    regressed = [r[1] for r in table_rows(page, "deltas") if r[0].get("class") == "regression"]
-    assert ["overall", "p99_ms"] in [cells[1:3] for cells in regressed]
-    assert all(cells[-1] == "regression" for cells in regressed)
+    marked = {(row["data-op"], cell["data-metric"]) for row, cells in table_cells(page, "deltas")
+              for cell, _ in cells[1:] if "regression" in cell["class"].split()}
+    comp = compare([load_run(base), load_run(slower)], 0.10, with_charts=False)
+    assert ("overall", "p99_ms") in marked
+    assert marked == {(r.op, r.metric) for r in comp.regressions}
+
+
+def test_regression_cell_shows_both_values_the_change_and_the_verdict(runs: tuple[Path, Path, Path],
+                                                                       tmp_path: Path) -> None:
+    base, slower, _ = runs
+    page = build_report([base, slower], tmp_path / "cmp.html").read_text()
+    overall = next(cells for row, cells in table_cells(page, "deltas") if row["data-op"] == "overall")
+    attrs, text = next(c for c in overall if c[0].get("data-metric") == "p99_ms")
+    row = next(r for r in compare([load_run(base), load_run(slower)], 0.10, with_charts=False).rows
+               if r.op == "overall" and r.metric == "p99_ms")
+    assert attrs["data-verdict"] == "regression"
+    assert text == f"{with_unit(row.baseline, row.unit)} → {with_unit(row.current, row.unit)} " \
+                   f"{pct_change(row.ratio)} regression"
+
+
+def test_runs_table_names_one_workload_above_it_and_gives_short_start_times(runs: tuple[Path, Path, Path],
+                                                                            tmp_path: Path) -> None:
+    base, slower, _ = runs
+    page = build_report([base, slower], tmp_path / "cmp.html").read_text()
+    assert "<p>Workload: <strong>echo-http</strong></p>" in page
+    first, second = (cells for _, cells in table_rows(page, "runs"))
+    assert first[:2] == [f"{load_run(base).label} (baseline)", "2026-11-23 18:15:00"]
+    assert second[:2] == [load_run(slower).label, "2026-11-23 19:00:00"]
 
 
 def test_several_runs_default_to_compare_html_in_the_last(runs: tuple[Path, Path, Path]) -> None:
