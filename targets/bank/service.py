@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--instance-count", type=int, default=1, help="instances in the group (output partitioning)")
     p.add_argument("--max-batch", type=int, default=2000)
     p.add_argument("--fetch-wait-ms", type=int, default=5)
+    p.add_argument(
+        "--session-timeout-ms", type=int, default=3000, help="group session: how long a dead member holds partitions"
+    )
     p.add_argument("--stop-timeout-s", type=float, default=8.0)
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
@@ -102,6 +105,7 @@ async def run_instance(args: argparse.Namespace) -> None:
             group=args.group,
             max_batch=args.max_batch,
             fetch_wait_ms=args.fetch_wait_ms,
+            session_timeout_ms=args.session_timeout_ms,
             instance=args.instance_index,
             instances=args.instance_count,
         )
