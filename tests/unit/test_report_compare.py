@@ -128,3 +128,12 @@ def test_mixing_closed_and_open_loop_is_flagged(tmp_path: Path) -> None:
     b = make_run(tmp_path, RunShape(closed_loop=True, started_at=LATER))
     page = build_report([a, b], tmp_path / "c.html").read_text()
     assert "Comparing closed-loop with open-loop runs" in page
+
+
+def test_hostile_op_names_are_escaped_on_the_comparison_page(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>"
+    a = make_run(tmp_path, RunShape(kinds=(evil, "ok"), name=evil))
+    b = make_run(tmp_path, RunShape(kinds=(evil, "ok"), name=evil, started_at=LATER, scale_us=1.3))
+    page = build_report([a, b], tmp_path / "c.html").read_text()
+    assert "<script" not in page.lower()
+    assert 'data-op="&lt;script&gt;alert(1)&lt;/script&gt;"' in page

@@ -44,3 +44,15 @@ def test_percentile_table_has_overall_and_each_kind(summary: tuple[Path, str]) -
 
 def test_cells_cannot_break_tables_or_inject_html() -> None:
     assert esc("a|b<img src=x>\nc") == "a\\|b&lt;img src=x&gt; c"
+
+
+def test_comparison_summary_names_each_compared_run_once(tmp_path: Path) -> None:
+    base = make_run(tmp_path, RunShape(kinds=("deposit", "withdraw")))
+    slower = make_run(tmp_path, RunShape(kinds=("deposit", "withdraw"), scale_us=1.5, seed=2, name="slower"))
+    build_report([base, slower], tmp_path / "cmp.html")
+    text = (tmp_path / "summary.md").read_text()
+    label = load_run(slower).label
+    section = text[text.index("### Against baseline") :]
+    assert section.count(label) == 1
+    assert f"#### `{label}`: " in section
+    assert "| op | metric | baseline | current | change | verdict |" in section
