@@ -1,7 +1,10 @@
 """The HTTP API as a plain ASGI application (no framework: see routing.py).
 
-Commands go through the command bus, queries through cache-aside readers; every expected
-outcome arrives as a Result and maps to a status code with a readable JSON body.
+Commands go through the command bus, queries through the cache; every expected outcome
+arrives as a Result and maps to a status code with a readable JSON body. Admission is
+bounded: past `max_inflight` requests in progress in this worker, a request is answered 503
+with Retry-After at once, so an overloaded service sheds load instead of letting every
+request's latency grow into the clients' timeouts.
 """
 
 from __future__ import annotations
@@ -13,15 +16,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
 
 from targets.cart import catalogue as catalogue_mod
 from targets.cart import db
-from targets.cart.asgi import BodyTooLarge, Receive, Send, etag, header, read_body, respond, respond_json
+from targets.cart.asgi import (
+    BodyTimeout,
+    BodyTooLarge,
+    Receive,
+    Send,
+    etag,
+    header,
+    read_body,
+    respond,
+    respond_json,
+)
 from targets.cart.bus import Accepted, CommandBus, CommandHandler
 from targets.cart.cache import CartCache
 from targets.cart.commands import (
@@ -36,15 +47,18 @@ from targets.cart.commands import (
     update_quantity,
 )
 from targets.cart.config import ServiceConfig
-from targets.cart.domain import Cart, Event
+from targets.cart.db import Pool
+from targets.cart.domain import Cart
 from targets.cart.health import check_all
 from targets.cart.metrics import Metrics
+from targets.cart.process import die_with_parent
 from targets.cart.projector import Projector
 from targets.cart.queries import CartQueries
 from targets.cart.relay import OutboxRelay
+from targets.cart.resp import LeanRedis
 from targets.cart.result import Err, Ok, Problem, Result
 from targets.cart.routing import match
-from targets.cart.store import EventStore
+from targets.cart.store import Appended, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +67,21 @@ def _problem_body(p: Problem) -> bytes:
     return orjson.dumps(p.body())
 
 
+_OVERLOADED = orjson.dumps({"error": "overloaded", "message": "too many requests in progress; retry after 1 s"})
+_RETRY_AFTER = [(b"retry-after", b"1")]
+_CLOSE = [(b"connection", b"close")]
+_ADMITTED_ALWAYS = frozenset({"health", "metrics"})  # probes must see an overloaded service as up
+
+
 class CartApp:
     """ASGI app; resources are opened in the lifespan startup of each server worker."""
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.pool: asyncpg.Pool | None = None
-        self.redis: Redis | None = None
+        self.pool: Pool | None = None
+        self.redis: LeanRedis | None = None
+        self.inflight = 0
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.tasks: list[asyncio.Task[None]] = []
@@ -71,9 +92,11 @@ class CartApp:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def startup(self) -> None:
+        die_with_parent()  # a worker forked by the server's supervisor goes with it
         c = self.config
         self.pool = await db.create_pool(c.postgres, c.pool_size)
-        self.redis = Redis.from_url(c.redis)
+        self.redis = LeanRedis(c.redis)
+        await self.redis.ping()
         self.catalogue = await db.load_catalogue(self.pool)
         self.products = [
             {"productId": p.product_id, "name": p.name, "price": p.price_cents}
@@ -85,7 +108,7 @@ class CartApp:
         )
         self.cache = CartCache(self.redis, c.cache_prefix, c.cache_ttl_s)
         self.queries = CartQueries(self.store, self.cache, self.metrics)
-        on_appended = self._invalidate if sync else None
+        on_appended = self._publish if sync else None
         for ctype, decide in (
             (AddItem, add_item.decide),
             (RemoveItem, remove_item.decide),
@@ -130,8 +153,9 @@ class CartApp:
                 with contextlib.suppress(Exception):
                     await closer()
 
-    async def _invalidate(self, cart: Cart, event: Event) -> None:
-        await self.cache.invalidate(cart.cart_id, cart.version)
+    async def _publish(self, cart: Cart, appended: Appended) -> None:
+        """Sync mode: put the new version in the cache before the write is acknowledged."""
+        await self.cache.put(cart.cart_id, cart.version, appended.view, orjson.dumps(cart.summary()))
 
     # -- ASGI ------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -163,9 +187,17 @@ class CartApp:
             msg = f"no route {scope['method']} {scope['path']}"
             await respond_json(send, m.status, {"error": code, "message": msg})
             return
+        if self.inflight >= self.config.max_inflight and m.route not in _ADMITTED_ALWAYS:
+            self.metrics.rejected.inc()
+            await respond(send, 503, _OVERLOADED, extra=_RETRY_AFTER)
+            return
         started = time.perf_counter()
         handler: Callable[..., Any] = getattr(self, "r_" + m.route)
-        status = await handler(scope, receive, send, *m.params)
+        self.inflight += 1
+        try:
+            status = await handler(scope, receive, send, *m.params)
+        finally:
+            self.inflight -= 1
         count, duration = self._route_metrics(m.route)
         count.inc()
         duration.observe(time.perf_counter() - started)
@@ -185,9 +217,12 @@ class CartApp:
     # -- commands --------------------------------------------------------------------------
     async def _body(self, scope: dict[str, Any], receive: Receive, send: Send) -> Result[Any, Problem]:
         try:
-            raw = await read_body(scope, receive, self.config.max_body_bytes)
+            raw = await read_body(scope, receive, self.config.max_body_bytes, self.config.body_timeout_s)
         except BodyTooLarge:
             return Err(Problem(413, "body_too_large", f"request body exceeds {self.config.max_body_bytes} bytes"))
+        except BodyTimeout:
+            message = f"request body not received within {self.config.body_timeout_s:g} s"
+            return Err(Problem(408, "request_timeout", message))
         try:
             return Ok(orjson.loads(raw))
         except orjson.JSONDecodeError as exc:
@@ -212,13 +247,16 @@ class CartApp:
         accepted: Accepted = outcome.value
         if accepted.retries:
             self.metrics.conflict_retries.inc(accepted.retries)
-        body = accepted.cart.view()
-        body["event"] = accepted.event.type
-        await respond_json(send, status, body, [etag(accepted.cart.version)])
+        # the view as stored and cached, plus the event's type: {...,"event":"CartItemAdded"}
+        body = accepted.view[:-1] + b',"event":"' + accepted.event.type.encode() + b'"}'
+        await respond(send, status, body, extra=[etag(accepted.cart.version)])
         return status
 
     async def _fail(self, send: Send, problem: Problem) -> int:
-        extra = [etag(problem.extra["currentVersion"])] if problem.status == 409 else []
+        if problem.status == 409:
+            extra = [etag(problem.extra["currentVersion"])]
+        else:
+            extra = _CLOSE if problem.status == 408 else []  # the rest of that body never came
         await respond(send, problem.status, _problem_body(problem), extra=extra)
         return problem.status
 

@@ -12,10 +12,10 @@ from typing import Any, Protocol
 from targets.cart.catalogue import Product
 from targets.cart.domain import Cart, Event
 from targets.cart.result import Err, Ok, Problem, Result, conflict
-from targets.cart.store import EventStore
+from targets.cart.store import Appended, EventStore
 
 Decide = Callable[[Cart, Any, dict[str, Product]], Result[Event, Problem]]
-OnAppended = Callable[[Cart, Event], Awaitable[None]]
+OnAppended = Callable[[Cart, Appended], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,7 @@ class Accepted:
     cart: Cart  # state after the command
     event: Event
     retries: int
+    view: bytes  # the read model after the command, as JSON
 
 
 class Handler(Protocol):
@@ -49,21 +50,27 @@ class CommandHandler:
 
     async def handle(self, command: Any) -> Result[Accepted, Problem]:
         expected: int | None = command.expected_version
-        cart = await self.store.load(command.cart_id, expected)
+        cart, stored = await self.store.load(command.cart_id, expected)
         for attempt in range(self.max_retries + 1):
             if expected is not None and cart.version != expected:
                 return conflict(cart.version, expected)
             decided = self.decide(cart, command, self.catalogue)
             if isinstance(decided, Err):
+                if not stored:  # refused on this process's copy: another process may have moved on
+                    cart, stored = await self.store.load_stored(command.cart_id), True
+                    continue
                 return decided
             after = cart.copy()
             after.apply(decided.value)
-            if await self.store.append(after, decided.value) is not None:
+            outcome = await self.store.append(after, decided.value)
+            if isinstance(outcome, Appended):
                 if self.on_appended is not None:
-                    await self.on_appended(after, decided.value)
-                return Ok(Accepted(after, decided.value, attempt))
+                    await self.on_appended(after, outcome)
+                return Ok(Accepted(after, decided.value, attempt, outcome.view))
             self.conflicts += 1
-            cart = await self.store.load_stored(command.cart_id)
+            # the append handed back the stored cart (sync mode), or a racing writer won the version
+            cart = outcome if outcome is not None else await self.store.load_stored(command.cart_id)
+            stored = True
         return conflict(cart.version, expected)
 
 

@@ -20,6 +20,8 @@ class ServiceConfig:
     cache_prefix: str = "cart:"
     max_retries: int = 5
     max_body_bytes: int = 16 * 1024
+    body_timeout_s: float = 10.0  # a body that does not arrive within this is answered 408
+    max_inflight: int = 64  # requests in progress per worker; past it: 503 with Retry-After
     pool_size: int = 10
     catalogue_size: int = 500
     topic: str = "cart-events"

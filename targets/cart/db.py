@@ -1,8 +1,14 @@
-"""PostgreSQL plumbing: pool with orjson JSONB codecs, schema creation, catalogue seeding."""
+"""PostgreSQL plumbing: a lean connection pool with orjson JSONB codecs, schema creation,
+catalogue seeding."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Generator
 from importlib.resources import files
+from types import TracebackType
 from typing import Any
 
 import asyncpg
@@ -10,11 +16,19 @@ import orjson
 
 from targets.cart.catalogue import Product
 
+log = logging.getLogger(__name__)
+
 _SCHEMA_LOCK = 0x0CA27  # advisory lock: several services may prepare one database at once
 _SCHEMA = files("targets.cart").joinpath("schema.sql").read_text()  # read once, off the event loop
 
 
+class Json(bytes):
+    """JSON text already encoded: stored as JSONB without encoding it again."""
+
+
 def _encode(value: Any) -> bytes:
+    if isinstance(value, Json):
+        return b"\x01" + value
     return b"\x01" + orjson.dumps(value)  # JSONB binary format: version byte + text
 
 
@@ -26,14 +40,160 @@ async def _init(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", schema="pg_catalog", encoder=_encode, decoder=_decode, format="binary")
 
 
-async def _keep(conn: asyncpg.Connection) -> None:
-    """Release without asyncpg's default reset, a round trip per release (a third of all
-    queries): the service keeps no session state on pooled connections (no temp tables,
-    SETs or advisory locks; the relay removes its listener before releasing)."""
+class Pool:
+    """A fixed set of connections handed out first come, first served.
+
+    Why not asyncpg.Pool: measured on this machine (uvloop, 8 callers, `SELECT 1`), its
+    checkout and return cost ~22 us of CPU per query on top of the query's own ~13 us
+    (a queue, a timeout context, a proxy object and release bookkeeping per call). The cart
+    service makes one or two queries per request, so this pool keeps only what it needs: a
+    free list, a queue of waiters, and a replacement for a connection that broke. Statements
+    are prepared once per connection (asyncpg's statement cache) and run by name after that.
+    Connections keep no session state, so a returned one is not reset (asyncpg's default reset
+    is a round trip per release).
+    """
+
+    def __init__(self, dsn: str, size: int = 10) -> None:
+        self.dsn = dsn
+        self.size = size
+        self._free: deque[asyncpg.Connection] = deque()
+        self._waiters: deque[asyncio.Future[asyncpg.Connection]] = deque()
+        self._all: set[asyncpg.Connection] = set()
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def open(self) -> Pool:
+        conns = await asyncio.gather(*(self._connect() for _ in range(self.size)))
+        self._all.update(conns)
+        self._free.extend(conns)
+        return self
+
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(self.dsn)
+        await _init(conn)
+        return conn
+
+    async def _take(self) -> asyncpg.Connection:
+        if self._free:
+            return self._free.popleft()
+        if self._closed:
+            raise asyncpg.InterfaceError("pool is closed")
+        waiter: asyncio.Future[asyncpg.Connection] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give(waiter.result())  # handed over just as we were cancelled: pass it on
+            raise
+
+    def _give(self, conn: asyncpg.Connection) -> None:
+        if conn.is_closed() or self._closed:
+            self._all.discard(conn)
+            if not self._closed:
+                task = asyncio.get_running_loop().create_task(self._replace())
+                self._replacing.add(task)
+                task.add_done_callback(self._replacing.discard)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._free.append(conn)
+
+    async def _replace(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                conn = await self._connect()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("postgres: reconnect failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._all.add(conn)
+            self._give(conn)
+            return
+
+    def _done(self, conn: asyncpg.Connection, failed: BaseException | None) -> None:
+        """Return `conn`; one interrupted mid-query (cancelled, connection error) is not trusted again."""
+        if isinstance(failed, asyncio.CancelledError | OSError | asyncpg.InterfaceError):
+            conn.terminate()
+        self._give(conn)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await self._take()
+        try:
+            rows = await conn.fetch(query, *args)
+        except BaseException as exc:
+            self._done(conn, exc)
+            raise
+        self._give(conn)
+        return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        conn = await self._take()
+        try:
+            row = await conn.fetchrow(query, *args)
+        except BaseException as exc:
+            self._done(conn, exc)
+            raise
+        self._give(conn)
+        return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        conn = await self._take()
+        try:
+            value = await conn.fetchval(query, *args)
+        except BaseException as exc:
+            self._done(conn, exc)
+            raise
+        self._give(conn)
+        return value
+
+    def acquire(self) -> _Acquire:
+        """`async with pool.acquire() as conn` for a transaction, or `conn = await pool.acquire()`
+        for a connection held long (then `await pool.release(conn)`)."""
+        return _Acquire(self)
+
+    async def release(self, conn: asyncpg.Connection) -> None:
+        self._give(conn)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(asyncpg.InterfaceError("pool is closed"))
+        await asyncio.gather(*(c.close(timeout=5) for c in self._all), return_exceptions=True)
+        self._all.clear()
+        self._free.clear()
 
 
-async def create_pool(dsn: str, size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min(2, size), max_size=size, init=_init, reset=_keep)
+class _Acquire:
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.conn: asyncpg.Connection | None = None
+
+    def __await__(self) -> Generator[Any, None, asyncpg.Connection]:
+        return self.pool._take().__await__()
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self.conn = await self.pool._take()
+        return self.conn
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            self.pool._done(conn, exc)
+
+
+async def create_pool(dsn: str, size: int = 10) -> Pool:
+    return await Pool(dsn, size).open()
 
 
 async def prepare(dsn: str, catalogue: dict[str, Product]) -> None:
@@ -55,6 +215,6 @@ async def prepare(dsn: str, catalogue: dict[str, Product]) -> None:
         await conn.close()
 
 
-async def load_catalogue(pool: asyncpg.Pool) -> dict[str, Product]:
+async def load_catalogue(pool: Pool) -> dict[str, Product]:
     rows = await pool.fetch("SELECT product_id, name, price_cents FROM products WHERE is_active")
     return {r[0]: Product(r[0], r[1], r[2]) for r in rows}

@@ -80,6 +80,16 @@ class Cart:
             "totalPrice": sum(q * p for q, p in self.lines.values()),
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The summary query's answer (summary_of(view()) without building the items)."""
+        return {
+            "cartId": self.cart_id,
+            "version": self.version,
+            "lineCount": len(self.lines),
+            "totalItems": sum(q for q, _ in self.lines.values()),
+            "totalPrice": sum(q * p for q, p in self.lines.values()),
+        }
+
 
 def summary_of(view: dict[str, Any]) -> dict[str, Any]:
     return {

@@ -39,7 +39,8 @@ def _version(etag: str | None) -> int | None:
 class CartDriver:
     """Options (target_options): mode ("sync"|"async"), workers, port, url (use a running
     service), client ("http1"|"aiohttp"), connections, snapshot_every, pool_size, max_retries,
-    ryw_sample, ryw_poll_ms, ryw_timeout_s, cache_prefix."""
+    ryw_sample, ryw_poll_ms, ryw_timeout_s, cache_prefix; for the service: server
+    ("uvicorn"|"granian"), max_inflight (per worker, then 503), body_timeout_s (then 408)."""
 
     name: ClassVar[str] = "cart"
     needs: ClassVar[tuple[str, ...]] = ("postgres", "redis")
@@ -320,6 +321,9 @@ def service_args(options: dict[str, Any], services: dict[str, str], port: int) -
     ]  # fmt: skip
     if options.get("aggregate_cache") is not None:
         args += ["--aggregate-cache", str(options["aggregate_cache"])]
+    for key in ("server", "max_inflight", "body_timeout_s"):
+        if options.get(key) is not None:
+            args += ["--" + key.removesuffix("_s").replace("_", "-"), str(options[key])]
     if mode == "async":
         kafka = options.get("kafka") or services.get("kafka")
         if not kafka:

@@ -18,6 +18,9 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.rejected = Counter(
+            "cart_rejected_total", "Requests answered 503 because too many were in progress", registry=r
+        )
         self.conflict_retries = Counter(
             "cart_conflict_retries_total", "Appends retried after losing a version race", registry=r
         )

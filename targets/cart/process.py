@@ -1,9 +1,16 @@
-"""Start and stop the service as a child process group, and wait until it is healthy."""
+"""Start and stop the service as a child process, and wait until it is healthy.
+
+The service runs in its own session (a terminal's Ctrl-C reaches only its launcher), dies
+with its launcher (parent-death signal: a SIGKILLed harness orphans no service), and its
+workers die with it (see `die_with_parent`). Stopping is by PID: the supervisor gets SIGTERM
+and stops its workers; whatever of them is left after the timeout is killed one PID at a time.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -11,7 +18,35 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
+
+SUPERVISOR_ENV = "CART_SERVICE_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+# Loaded in the parent: a forked child must not load libraries between fork and exec.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with(parent_pid: int, sig: int) -> None:
+    """Ask the kernel for `sig` when our parent dies; if it already has, take `sig` now."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
+
+
+def _preexec(parent_pid: int) -> Callable[[], None]:
+    return lambda: _die_with(parent_pid, signal.SIGTERM)
+
+
+def die_with_parent() -> None:
+    """In a server worker: die with the service's supervisor. A no-op in the supervisor itself
+    (one worker runs in it), whose own parent-death signal was set when it was launched."""
+    supervisor = int(os.environ.get(SUPERVISOR_ENV, "0"))
+    if supervisor and supervisor != os.getpid():
+        _die_with(supervisor, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -39,6 +74,7 @@ class ServiceProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_preexec(os.getpid()),
         )
 
     def log_tail(self, n: int = 30) -> str:
@@ -62,19 +98,31 @@ class ServiceProcess:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"cart service not healthy after {timeout_s}s ({last}):\n{self.log_tail()}")
 
+    def pids(self) -> list[int]:
+        """The supervisor and its workers (the server's own processes, found from its PID)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        try:
+            return [self.proc.pid, *(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
+
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM the service's process group, SIGKILL whatever is left after the timeout."""
+        """SIGTERM the supervisor (it stops its workers), SIGKILL by PID whatever is left after the timeout."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
+                family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                family = []
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            _, alive = psutil.wait_procs(family, timeout=timeout_s)
+            for p in alive:  # psutil checks the PID still names the process it listed
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    p.kill()
+            psutil.wait_procs(alive, timeout=5)
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(5)
         if self._log is not None:

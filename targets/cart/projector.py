@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
 from targets.cart.cache import CartCache
+from targets.cart.db import Json, Pool
 from targets.cart.domain import Cart, Event
 from targets.cart.metrics import Metrics
 
@@ -37,7 +37,7 @@ WHERE cart_projections.version < EXCLUDED.version
 class Projector:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         cache: CartCache,
         consumer: AIOKafkaConsumer,
         metrics: Metrics,
@@ -68,8 +68,9 @@ class Projector:
                     last_id = event_id
                 if last_id is None:
                     return 0
-                await conn.execute(_UPSERT, cart_id, cart.view(), cart.version, last_id)
-        await self.cache.invalidate(cart_id, cart.version)
+                view = orjson.dumps(cart.view())
+                await conn.execute(_UPSERT, cart_id, Json(view), cart.version, last_id)
+        await self.cache.put(cart_id, cart.version, view, orjson.dumps(cart.summary()))
         self.metrics.projected.inc(len(tail))
         return len(tail)
 

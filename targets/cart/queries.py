@@ -1,6 +1,8 @@
-"""Queries (get cart, summary, history): cache-aside over the projection and the event store.
+"""Queries (get cart, summary, history): the Redis cache first, the projection on a miss,
+the event store for history.
 
-Answers are the JSON bytes to serve, so a cache hit costs no decoding or encoding.
+Answers are the JSON bytes to serve, so a cache hit costs no decoding or encoding and no
+PostgreSQL query (writers keep the cache filled: see cache.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class CartQueries:
         view, version = found
         view_bytes = orjson.dumps(view)
         summary_bytes = orjson.dumps(summary_of(view))
-        await self.cache.fill(cart_id, version, view_bytes, summary_bytes)
+        await self.cache.put(cart_id, version, view_bytes, summary_bytes)
         return Ok(summary_bytes if summary else view_bytes)
 
     async def history(self, cart_id: str, limit: int = 500) -> Result[bytes, Problem]:

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from targets.cart.db import Pool
 from targets.cart.metrics import Metrics
 from targets.cart.store import OUTBOX_CHANNEL
 
@@ -26,7 +26,7 @@ _TAKE = "SELECT id, aggregate_id, payload FROM event_outbox ORDER BY id LIMIT $1
 class OutboxRelay:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: Pool,
         producer: AIOKafkaProducer,
         topic: str,
         metrics: Metrics,

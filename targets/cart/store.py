@@ -1,9 +1,17 @@
-"""The event store: load an aggregate (latest snapshot + tail) and append one event.
+"""The event store: load an aggregate and append one event, each in one round trip.
 
 An append is a single SQL statement (data-modifying CTEs): the event, and in the same
 transaction the projection (sync mode) or an outbox row (async mode), plus a snapshot every
-N versions. One round trip per write; the unique (aggregate_id, event_version) index turns a
-concurrent append into a conflict instead of a lost update.
+N versions. The unique (aggregate_id, event_version) index turns a concurrent append into a
+conflict instead of a lost update.
+
+Sync mode: the projection row is the cart's state at its version (written in the event's
+transaction), so loading is one primary-key read of it, and the append carries its own check:
+it inserts only if the projection is at version n - 1, and otherwise answers the stored state
+in the same round trip. A process can therefore keep the carts it wrote and decide on them
+without reading first; when another process wrote in between, the append says so and hands
+over the fresh state, one round trip instead of a failed insert plus a reload.
+Async mode: the projection lags, so a load reads the latest snapshot and the events after it.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import orjson
 
+from targets.cart.db import Json, Pool
 from targets.cart.domain import Cart, Event, replay
 
 _LOAD = """
@@ -24,10 +34,22 @@ SELECT 1, event_version, event_data, event_type FROM domain_events
 ORDER BY 1, 2
 """
 
+_LOAD_PROJECTION = "SELECT cart_data FROM cart_projections WHERE user_id = $1"
+
 _EVENT = """
 WITH ev AS (
   INSERT INTO domain_events (aggregate_id, aggregate_type, event_type, event_version, event_data, metadata)
   VALUES ($1, 'Cart', $2, $3, $4, $5)
+  RETURNING event_id, aggregate_id, event_type, event_version, event_data
+)"""
+
+# sync mode: append only on top of version n - 1 of the projection; otherwise return it
+_EVENT_CHECKED = """
+WITH cur AS (
+  SELECT version, cart_data FROM cart_projections WHERE user_id = $1
+), ev AS (
+  INSERT INTO domain_events (aggregate_id, aggregate_type, event_type, event_version, event_data, metadata)
+  SELECT $1, 'Cart', $2, $3, $4, $5 WHERE COALESCE((SELECT version FROM cur), 0) = $3 - 1
   RETURNING event_id, aggregate_id, event_type, event_version, event_data
 )"""
 
@@ -56,7 +78,7 @@ _SNAPSHOT = """, snap AS (
   RETURNING 1
 )"""
 
-_TAIL = "\nSELECT event_id FROM ev"
+_TAIL_CHECKED = "\nSELECT (SELECT event_id FROM ev), (SELECT cart_data FROM cur WHERE NOT EXISTS (SELECT FROM ev))"
 # async mode: wake the relay at commit instead of having it poll (notifications are sent on commit)
 _TAIL_NOTIFY = "\nSELECT event_id FROM ev, (SELECT pg_notify('cart_outbox', '')) AS wake"
 OUTBOX_CHANNEL = "cart_outbox"
@@ -66,22 +88,21 @@ OUTBOX_CHANNEL = "cart_outbox"
 class Appended:
     event_id: str
     version: int
+    view: bytes  # the cart's read model after the event, JSON as stored and served
 
 
 def _statement(project: bool, snapshot: bool) -> str:
-    sql = _EVENT + (_PROJECT if project else _OUTBOX)
+    sql = (_EVENT_CHECKED + _PROJECT) if project else (_EVENT + _OUTBOX)
     if snapshot:
         sql += _SNAPSHOT.replace("{n}", "7" if project else "6")
-    return sql + (_TAIL if project else _TAIL_NOTIFY)
+    return sql + (_TAIL_CHECKED if project else _TAIL_NOTIFY)
 
 
 class EventStore:
     """Appends and loads cart events. `project=True` is sync mode (projection in the same
     transaction); otherwise the event goes to the outbox for the asynchronous projector."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, project: bool = True, snapshot_every: int = 50, cache_aggregates: int = 0
-    ) -> None:
+    def __init__(self, pool: Pool, project: bool = True, snapshot_every: int = 50, cache_aggregates: int = 0) -> None:
         self.pool = pool
         self.project = project
         self.snapshot_every = snapshot_every
@@ -93,15 +114,16 @@ class EventStore:
         self._aggregates_max = cache_aggregates
         self.aggregate_hits = 0
 
-    async def load(self, cart_id: str, expected: int | None = None) -> Cart:
-        """Latest snapshot + the events after it (or this process's last appended state, unless
-        the caller expects another version: then the store decides)."""
+    async def load(self, cart_id: str, expected: int | None = None) -> tuple[Cart, bool]:
+        """(cart, True) as stored, or (cart, False): this process's last appended state, which
+        another process may have moved on from (the append finds out; so must a refusal). The
+        store decides when the caller expects a version other than the cached one."""
         if self._aggregates is not None:
             cached = self._aggregates.get(cart_id)
             if cached is not None and (expected is None or expected == cached.version):
                 self.aggregate_hits += 1
-                return cached
-        return await self.load_stored(cart_id)
+                return cached, False
+        return await self.load_stored(cart_id), True
 
     def forget(self, cart_id: str) -> None:
         if self._aggregates is not None:
@@ -117,6 +139,9 @@ class EventStore:
             del agg[next(iter(agg))]  # oldest written first out
 
     async def load_stored(self, cart_id: str) -> Cart:
+        if self.project:
+            view = await self.pool.fetchval(_LOAD_PROJECTION, cart_id)
+            return Cart.from_view(view) if view is not None else Cart(cart_id)
         rows = await self.pool.fetch(_LOAD, cart_id)
         snapshot: dict[str, Any] | None = None
         events: list[Event] = []
@@ -127,25 +152,34 @@ class EventStore:
                 events.append(Event(etype, data))
         return replay(cart_id, events, snapshot)
 
-    async def append(self, cart: Cart, event: Event, metadata: dict[str, Any] | None = None) -> Appended | None:
+    async def append(self, cart: Cart, event: Event, metadata: dict[str, Any] | None = None) -> Appended | Cart | None:
         """Append `event` as version cart.version (cart already has it applied).
 
-        Returns None when another writer took that version first.
+        Returns the stored cart when it was not at the version before (sync mode: decide again
+        on it), None when a concurrent writer took that version first (then load_stored).
         """
         version = cart.version
         snap = self.snapshot_every > 0 and version % self.snapshot_every == 0
+        view = orjson.dumps(cart.view())
         args: list[Any] = [cart.cart_id, event.type, version, event.data, metadata]
         if self.project:
-            args.append(cart.view())
+            args.append(Json(view))
         if snap:
             args.append(cart.state())
         try:
-            row = await self.pool.fetchval(self._sql[snap], *args)
+            if self.project:
+                event_id, current = await self.pool.fetchrow(self._sql[snap], *args)
+            else:
+                event_id, current = await self.pool.fetchval(self._sql[snap], *args), None
         except asyncpg.UniqueViolationError:
             self.forget(cart.cart_id)
             return None
+        if event_id is None:
+            stored = Cart.from_view(current) if current is not None else Cart(cart.cart_id)
+            self._remember(stored)
+            return stored
         self._remember(cart)
-        return Appended(str(row), version)
+        return Appended(str(event_id), version, view)
 
     async def version(self, cart_id: str) -> int:
         v = await self.pool.fetchval("SELECT max(event_version) FROM domain_events WHERE aggregate_id = $1", cart_id)

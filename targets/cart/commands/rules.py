@@ -13,6 +13,20 @@ MIN_QUANTITY = 1
 MAX_QUANTITY = 99  # per line
 MAX_LINES = 50  # distinct products per cart
 MAX_PAGE = 100  # catalogue items per page
+MAX_VERSION = 2**31 - 1  # event_version is a PostgreSQL integer
+
+
+def ascii_int(raw: str, low: int, high: int) -> int | None:
+    """`raw` as an integer in [low, high] if it is plain ASCII digits, else None.
+
+    str.isdigit() alone accepts "²" and "①" (which int() then refuses), and int() of a
+    10,000-digit string raises: both must be a 4xx, so digits are checked as ASCII and the
+    length is bounded before converting.
+    """
+    if not raw or not raw.isascii() or not raw.isdigit() or len(raw) > len(str(high)):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
 
 
 def cart_id(raw: str) -> Result[str, Problem]:
@@ -54,16 +68,17 @@ def expected_version(if_match: str | None) -> Result[int | None, Problem]:
     raw = if_match.strip().removeprefix("W/").strip('"')
     if raw == "*":
         return Ok(None)
-    if not raw.isdigit():
+    version = ascii_int(raw, 0, MAX_VERSION)
+    if version is None:
         return Err(
             Problem(
                 422,
                 "validation_failed",
                 f"If-Match must be a cart version, got {if_match[:32]!r}",
-                [{"field": "If-Match", "message": 'expected a version number such as "3"'}],
+                [{"field": "If-Match", "message": f'expected a version number such as "3", at most {MAX_VERSION}'}],
             )
         )
-    return Ok(int(raw))
+    return Ok(version)
 
 
 def page(query: str) -> Result[tuple[int, int], Problem]:
@@ -72,7 +87,8 @@ def page(query: str) -> Result[tuple[int, int], Problem]:
     out = []
     for name, default, low, high in (("offset", 0, 0, 1_000_000), ("limit", 20, 1, MAX_PAGE)):
         raw = params.get(name, str(default))
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        value = ascii_int(raw, low, high)
+        if value is None:
             return invalid(f"{name} must be an integer between {low} and {high}, got {raw[:16]!r}", name)
-        out.append(int(raw))
+        out.append(value)
     return Ok((out[0], out[1]))
