@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from targets.bank.topics import H_DLQ_DETAIL, H_DLQ_OFFSET, H_DLQ_REASON, H_DLQ_
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 D = Decimal
+PASSWORD = "pw-never-in-argv"
 KINDS = [p.kind for p in poison.records({e: 1 for e in SCHEMA_FILES}, "x")]
 
 
@@ -108,7 +110,8 @@ async def bank(
     conn = await asyncpg.connect(embedded_postgres)
     await conn.execute(f"CREATE DATABASE {name}")
     await conn.close()
-    dsn = embedded_postgres.rsplit("/", 1)[0] + "/" + name
+    # trust auth ignores the password: it is there to be looked for where it must not be
+    dsn = embedded_postgres.rsplit("/", 1)[0].replace("postgres@", f"postgres:{PASSWORD}@") + "/" + name
     done = Completions()
     driver = BankDriver()
     ctx = DriverContext(
@@ -220,3 +223,15 @@ async def test_a_post_announcing_more_body_than_it_sends_is_answered_at_once(ban
     finally:
         writer.close()
     assert status_line.split()[1] == b"405"
+
+
+async def test_the_database_password_is_not_on_the_service_command_line(bank: Bank) -> None:
+    pids = list(bank.driver.pids.values())
+    cmdlines = [_cmdline(pid) for pid in pids]
+    assert pids and all(b"targets.bank.service" in c and PASSWORD.encode() not in c for c in cmdlines)
+    assert PASSWORD in bank.dsn  # and the service connected with it (the fixture's events applied)
+
+
+def _cmdline(pid: int) -> bytes:
+    """What `ps` shows of a process: its arguments."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
