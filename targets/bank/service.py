@@ -179,6 +179,23 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
     return max(c.returncode or 0 for c in children)
 
 
+_PER_CHILD = ("--instances", "--instance-index", "--instance-count", "--api-port", "--postgres")
+
+
+def child_argv(argv: list[str]) -> list[str]:
+    """`argv` without the flags each child gets on its own (and the DSN, which goes in its environment)."""
+    clean: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _PER_CHILD:
+            skip = True
+        elif not a.startswith(tuple(f"{f}=" for f in _PER_CHILD)):
+            clean.append(a)
+    return clean
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -187,20 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s bancaire[{args.instance_index}] %(levelname)s %(name)s: %(message)s",
     )
     if args.instances > 1:
-        # drop "--instances N" / "--instances=N" and any per-instance flags before re-launching
-        clean: list[str] = []
-        skip = False
-        for a in argv:
-            if skip:
-                skip = False
-                continue
-            if a in ("--instances", "--instance-index", "--instance-count", "--api-port", "--postgres"):
-                skip = True
-                continue
-            if a.startswith(("--instances=", "--instance-index=", "--instance-count=", "--api-port=", "--postgres=")):
-                continue
-            clean.append(a)
-        return supervise(args, clean)
+        return supervise(args, child_argv(argv))
     try:
         import uvloop
 

@@ -7,24 +7,34 @@ own account ids, so the tests do not depend on each other's order.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from harness.protocol import DriverContext, Op
+from targets.bank import poison
+from targets.bank.apply import APPLIED, DUPLICATE, LedgerWriter
+from targets.bank.apply import DLQ as DLQ_STATUS
+from targets.bank.avro import Encoder
 from targets.bank.driver import BankDriver
-from targets.bank.topics import DLQ, H_DLQ_REASON, H_DLQ_TOPIC, H_OP_ID
+from targets.bank.registry import make_registry
+from targets.bank.topics import DLQ, H_DLQ_DETAIL, H_DLQ_OFFSET, H_DLQ_REASON, H_DLQ_TOPIC, H_OP_ID, SCHEMA_FILES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 D = Decimal
+#: in the fixture's DSN (trust auth ignores it), to be looked for where it must not be
+PASSWORD = "pw-never-in-argv"
+POISON_KINDS = [p.kind for p in poison.records({e: 1 for e in SCHEMA_FILES}, "x")]
 
 
 class Completions:
@@ -52,9 +62,14 @@ class Completions:
 
 
 class Bank:
-    def __init__(self, driver: BankDriver, done: Completions, dsn: str) -> None:
-        self.driver, self.done, self.dsn = driver, done, dsn
+    def __init__(self, driver: BankDriver, done: Completions, dsn: str, kafka: str) -> None:
+        self.driver, self.done, self.dsn, self.kafka = driver, done, dsn, kafka
         self.n = 0
+        self.schema_ids: dict[str, int] = {}
+        # a producer of the test's own, as any producer of the topics: sends what the driver cannot
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka, enable_idempotence=False, max_request_size=4 * 1024 * 1024
+        )
 
     def _id(self, prefix: str) -> str:
         self.n += 1
@@ -132,7 +147,7 @@ async def bank(
     conn = await asyncpg.connect(admin_dsn)
     await conn.execute(f"CREATE DATABASE {name}")
     await conn.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
+    dsn = admin_dsn.rsplit("/", 1)[0].replace("postgres@", f"postgres:{PASSWORD}@") + "/" + name
     done = Completions()
     driver = BankDriver()
     ctx = DriverContext(
@@ -142,10 +157,18 @@ async def bank(
         run_id=f"t-{name}",
         run_dir=str(tmp_path_factory.mktemp("bank-pipeline")),  # service logs land in <run_dir>/logs
     )
+    bank = Bank(driver, done, dsn, embedded_kafka)
     try:
         await driver.start(ctx)
-        yield Bank(driver, done, dsn)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        try:
+            bank.schema_ids = await Encoder(make_registry(pool)).register_all()  # the ids the service knows
+        finally:
+            await pool.close()
+        await bank.producer.start()
+        yield bank
     finally:
+        await bank.producer.stop()
         await driver.stop()
         conn = await asyncpg.connect(admin_dsn)
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -270,3 +293,93 @@ async def test_a_redelivered_event_is_a_duplicate_that_reports_its_first_outcome
     overdraft_again = await bank.send(overdraft)
     assert await bank.done.wait(again, overdraft_again) == [None, None]
     assert await bank.solde(cid) == D("3.00")
+
+
+@pytest.mark.parametrize("kind", POISON_KINDS)
+async def test_a_poison_record_goes_to_the_dlq_with_its_reason_and_bytes_and_the_next_event_applies(
+    bank: Bank, kind: str
+) -> None:
+    cid, o = await bank.open("5.00")
+    await bank.done.wait(o)
+    p = next(x for x in poison.records(bank.schema_ids, uuid.uuid4().hex[:8]) if x.kind == kind)
+    sent = await poison.send(bank.producer, [dataclasses.replace(p, key=cid)], f"poison-{cid}-")
+    after = await bank.send(bank.money("DepotEffectue", cid, "2.50"))  # same partition, after the poison
+    assert await bank.done.wait(after) == [None]
+    assert await bank.solde(cid) == D("7.50")
+    (op_id,) = sent
+    dlq = (await poison.read_dlq(bank.kafka, {op_id}))[op_id][0]
+    headers = dict(dlq.headers)
+    assert (headers[H_DLQ_REASON].decode(), dlq.value) == (p.reason, p.value)
+    assert headers[H_DLQ_TOPIC].startswith(b"bancaire.") and headers[H_DLQ_OFFSET].isdigit()
+    assert H_DLQ_DETAIL in headers
+
+
+async def test_a_record_the_database_refuses_is_isolated_and_the_rest_of_its_batch_applies_once(bank: Bank) -> None:
+    cid, o = await bank.open()
+    await bank.done.wait(o)
+    deposits = [bank.money("DepotEffectue", cid, "1.00")["fields"] for _ in range(5)]
+    deposits[2]["reference"] = "REFUSED-BY-DB"
+    events: list[tuple[str, dict[str, Any]]] = [("DepotEffectue", f) for f in deposits]
+    conn = await asyncpg.connect(bank.dsn)
+    try:  # a rule the validator does not know: only the database can refuse this record
+        await conn.execute(
+            "ALTER TABLE bancaire.transactions ADD CONSTRAINT no_refused CHECK (reference <> 'REFUSED-BY-DB')"
+        )
+        pool = await asyncpg.create_pool(bank.dsn, min_size=1, max_size=1)
+        try:
+            writer = LedgerWriter(pool, asyncio.Event())
+            decisions = await writer.apply(events)
+            again = await writer.apply(events)  # a replay of the same batch changes nothing
+        finally:
+            await pool.close()
+        n_tx = await conn.fetchval("SELECT count(*) FROM bancaire.transactions WHERE compte_id = $1", cid)
+    finally:
+        await conn.execute("ALTER TABLE bancaire.transactions DROP CONSTRAINT IF EXISTS no_refused")
+        await conn.close()
+    assert [d.status for d in decisions] == [APPLIED, APPLIED, DLQ_STATUS, APPLIED, APPLIED]
+    assert decisions[2].reason == "db:check_violation"
+    assert [d.status for d in again] == [DUPLICATE, DUPLICATE, DLQ_STATUS, DUPLICATE, DUPLICATE]
+    assert (await bank.solde(cid), n_tx) == (D("4.00"), 4)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/comptes/X/transactions?limit=%C2%B2",
+        "/api/v1/comptes/X/transactions?limit=%E2%91%A0",
+        "/api/v1/comptes/X/transactions?limit=" + "9" * 10_000,
+        "/api/v1/comptes/X/transactions?limit=-1",
+        "/api/v1/comptes/X/transactions?limit=%FF%FE",
+        "/api/v1/comptes/%00",
+        "/api/v1/comptes/%E2%91%A0",
+        "/api/v1/clients/" + "k" * 1000 + "/comptes",
+    ],
+)
+async def test_a_malformed_request_gets_a_4xx_with_a_json_body(bank: Bank, path: str) -> None:
+    async with aiohttp.ClientSession() as http, http.get(bank.driver.api_urls[0] + path) as r:
+        body = await r.json(content_type=None)
+    assert 400 <= r.status < 500 and body["error"]
+
+
+async def test_a_post_announcing_more_body_than_it_sends_is_answered_at_once(bank: Bank) -> None:
+    port = int(bank.driver.api_urls[0].rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST /api/v1/comptes/X HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 30)  # generous: the point is "not never"
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"405"
+
+
+async def test_the_database_password_is_not_on_the_service_command_line(bank: Bank) -> None:
+    pids = list(bank.driver.pids.values())
+    cmdlines = [_cmdline(pid) for pid in pids]
+    assert pids and all(b"targets.bank.service" in c and PASSWORD.encode() not in c for c in cmdlines)
+    assert PASSWORD in bank.dsn  # and the service connected with it: the other tests' events applied
+
+
+def _cmdline(pid: int) -> bytes:
+    """What `ps` shows of a process: its arguments."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
