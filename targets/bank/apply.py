@@ -135,7 +135,7 @@ class LedgerWriter:
         self.backoff = backoff or Backoff()
         self.isolations = 0  # batches split to find a refused record (a metric for tests and logs)
 
-    async def apply(self, events: list[tuple[str, dict[str, Any]]]) -> list[Decision]:
+    async def apply(self, events: list[tuple[str, dict[str, Any]]], confirmed: bool = False) -> list[Decision]:
         """One Decision per event, in order; a record the database refuses gets a DLQ decision.
 
         Raises `retry.Stopping` when the service stops while the database is away: nothing of
@@ -148,6 +148,11 @@ class LedgerWriter:
                 raise
             if len(events) == 1:
                 reason, detail = reason_of(exc)
+                if not confirmed and not isinstance(exc, asyncpg.PostgresError):
+                    # not the database's verdict on a value: dead-letter only what fails twice
+                    log.warning("event %.64r failed (%r): trying it once more", events[0][1].get("event_id"), exc)
+                    await asyncio.sleep(self.backoff.delay(2))
+                    return await self.apply(events, confirmed=True)
                 log.error("event %.64r refused by the database: %s", events[0][1].get("event_id"), detail)
                 return [Decision(DLQ, reason, detail=detail)]
             self.isolations += 1

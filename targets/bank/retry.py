@@ -30,6 +30,9 @@ _TRANSIENT_CLASSES = (
     asyncpg.OperatorInterventionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.TransactionRollbackError,
+    # the client's protocol state when the server drops the connection mid-operation, e.g.
+    # "cannot switch to state 15; another operation (2) is in progress" during a fast shutdown
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )

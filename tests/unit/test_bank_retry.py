@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from targets.bank import apply as apply_module
+from targets.bank.apply import APPLIED, DLQ, Decision, LedgerWriter
 from targets.bank.retry import Backoff, Stopping, is_record_error, is_transient, reason_of, until_done
 
 
@@ -35,6 +40,7 @@ def test_errors_a_record_causes_are_record_errors(exc: Exception) -> None:
         asyncpg.TooManyConnectionsError("sorry, too many clients already"),
         asyncpg.DeadlockDetectedError("deadlock detected"),
         asyncpg.InterfaceError("connection is closed"),
+        asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
         ConnectionRefusedError(111, "Connect call failed"),
         TimeoutError(),
     ],
@@ -100,3 +106,40 @@ async def test_stopping_ends_the_wait_for_a_database_that_stays_away() -> None:
 
     with pytest.raises(Stopping):
         await until_done(down, stopping, "test", Backoff(base_s=0.001))
+
+
+class _Pool:
+    """Just enough of asyncpg's pool for LedgerWriter: acquire() and transaction() as no-ops."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[_Pool]:
+        yield self
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield None
+
+
+async def test_a_record_that_fails_once_outside_the_database_is_tried_again_not_dead_lettered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = [RuntimeError("glitch")]
+
+    async def apply_batch(conn: Any, events: list[Any]) -> list[Decision]:
+        if failures:
+            raise failures.pop()
+        return [Decision(APPLIED)]
+
+    monkeypatch.setattr(apply_module, "apply_batch", apply_batch)
+    writer = LedgerWriter(_Pool(), asyncio.Event(), Backoff(base_s=0.001))  # type: ignore[arg-type]
+    assert [d.status for d in await writer.apply([("DepotEffectue", {"event_id": "e"})])] == [APPLIED]
+
+
+async def test_a_record_that_fails_twice_the_same_way_is_dead_lettered(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def apply_batch(conn: Any, events: list[Any]) -> list[Decision]:
+        raise KeyError("montant")
+
+    monkeypatch.setattr(apply_module, "apply_batch", apply_batch)
+    writer = LedgerWriter(_Pool(), asyncio.Event(), Backoff(base_s=0.001))  # type: ignore[arg-type]
+    (d,) = await writer.apply([("DepotEffectue", {"event_id": "e"})])
+    assert (d.status, d.reason) == (DLQ, "internal:key")
