@@ -67,6 +67,7 @@ class CartDriver:
         self.ryw_poll_s = 0.002
         self._pending: dict[str, tuple[int, int]] = {}  # cart -> (version awaited, acknowledged at ns)
         self.ryw_timeouts = 0
+        self.rejected = 0  # answers 503 (admission bound), cumulative
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, ctx: DriverContext) -> None:
@@ -145,6 +146,8 @@ class CartDriver:
         if status == 409:
             payload["current_version"] = _version(etag)
         if status >= 300:
+            if status == 503:
+                self.rejected += 1  # shed by the service's admission bound: a gauge per second
             return _ERRORS.get(status) or Result(error=f"http_{status}")
         return OK
 
@@ -198,6 +201,7 @@ class CartDriver:
         assert self.client is not None and self.ctx is not None
         while True:
             await asyncio.sleep(1.0)
+            self.ctx.completions.gauge("cart_rejected", self.rejected)
             with contextlib.suppress(Exception):
                 status, data, _ = await self.client.call("GET", "/metrics")
                 if status == 200:

@@ -109,7 +109,7 @@ def serve_uvicorn(args: argparse.Namespace) -> None:
 
 def serve_granian(args: argparse.Namespace) -> None:
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops, RuntimeModes
     from granian.http import HTTP1Settings
 
     Granian(
@@ -124,6 +124,7 @@ def serve_granian(args: argparse.Namespace) -> None:
         log_level=args.log_level,
         http1_settings=HTTP1Settings(keep_alive=True),
         workers_kill_timeout=5,
+        runtime_mode=RuntimeModes.st,
     ).serve()
 
 
