@@ -127,12 +127,24 @@ class Counts:
         return _value_tables(self.layout)[1][nz], cum / cum[-1]
 
 
-def log_edges(lo_us: float, hi_us: float, target_bins: int = 40) -> np.ndarray:
-    """Log-spaced bucket edges (µs) covering [lo, hi]: 5, 10 or 20 per decade, aligned on powers of 10,
-    so round latencies (1 ms, 10 ms) fall on edges and the chart has about `target_bins` bars."""
+PER_DECADE = (5, 10, 20, 50, 100, 200)
+
+
+def log_edges(lo_us: float, hi_us: float, body_us: tuple[float, float] | None = None,
+              target_bins: int = 40) -> np.ndarray:
+    """Log-spaced bucket edges (µs) covering [lo, hi], aligned on powers of 10 so round latencies
+    (1 ms, 10 ms) fall on edges.
+
+    About `target_bins` buckets over the range, but finer when the body (`body_us`, e.g. p25 and
+    p75) is narrow, so that six buckets cross it (up to 200 a decade, 1.2 % wide, still ten times
+    HDR's resolution): a tight 20 ms body next to a 1 s stall must not collapse into one bar.
+    """
     lo, hi = max(1.0, float(lo_us)), max(1.0, float(hi_us))
     span = max(math.log10(hi) - math.log10(lo), 0.5)
-    per = min((5, 10, 20), key=lambda k: abs(k * span - target_bins))
+    per = min(PER_DECADE, key=lambda k: abs(k * span - target_bins))
+    if body_us is not None and body_us[0] > 0:
+        body = math.log10(max(body_us[1], body_us[0] * 1.001) / body_us[0])
+        per = max(per, next((k for k in PER_DECADE if k * body >= 6), PER_DECADE[-1]))
     first = math.floor(math.log10(lo) * per + 1e-9)
     last = math.floor(math.log10(hi) * per + 1e-9) + 1  # hi itself lies inside the last bin
     return 10.0 ** (np.arange(first, last + 1) / per)

@@ -9,9 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reports import fmt
+
+
+def breakable(text: object) -> Markup:
+    """Escaped text with line-break opportunities after `_ - . /`: long op names and run ids wrap
+    at their word joints in a narrow column instead of mid-word or by widening the table."""
+    out = str(escape(text))
+    for ch in "_-./":
+        out = out.replace(ch, ch + "<wbr>")
+    return Markup(out)
 
 
 def environment() -> Environment:
@@ -31,6 +40,7 @@ def environment() -> Environment:
         change=fmt.pct_change,
         margin=fmt.margin,
         when=fmt.when,
+        breakable=breakable,
     )
     return env
 

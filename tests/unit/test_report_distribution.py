@@ -41,7 +41,7 @@ def test_bucket_edges_are_evenly_spaced_on_a_log_scale() -> None:
 
 def test_a_wide_range_gets_fewer_buckets_per_decade() -> None:
     per_decade = [round(1 / float(np.diff(np.log10(log_edges(1_000, hi)))[0])) for hi in (10_000, 10_000_000)]
-    assert per_decade == [20, 10]
+    assert per_decade == [50, 10]
 
 
 def test_samples_are_counted_in_the_bucket_that_holds_them() -> None:
@@ -101,3 +101,17 @@ def test_overall_distribution_counts_every_measured_sample(run: tuple[Path, str]
     assert merged is not None
     binned = merged.binned(log_edges(merged.min_value(), merged.max_value()))
     assert binned.sum() == data.summary["overall"]["response_time_us"]["count"]
+
+
+def test_a_tight_body_gets_at_least_six_buckets_between_p25_and_p75() -> None:
+    edges = log_edges(18_000, 1_030_000, body_us=(20_000.0, 22_000.0))
+    assert np.count_nonzero((edges > 20_000) & (edges < 22_000)) >= 5  # five inner edges: six buckets
+
+
+def test_buckets_are_never_finer_than_two_hundred_per_decade() -> None:
+    edges = log_edges(18_000, 1_030_000, body_us=(20_500.0, 20_600.0))
+    assert float(np.diff(np.log10(edges))[0]) == pytest.approx(1 / 200)
+
+
+def test_a_wide_body_keeps_the_coarse_buckets() -> None:
+    assert np.array_equal(log_edges(1_000, 1_000_000, body_us=(5_000.0, 50_000.0)), log_edges(1_000, 1_000_000))

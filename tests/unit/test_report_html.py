@@ -11,6 +11,7 @@ from report_fixtures import RunShape, make_run, table_rows
 
 from reports.build import build_report
 from reports.fmt import ms
+from reports.html import breakable
 from reports.loader import load_run
 
 EVIL = "<script>alert(1)</script>"
@@ -156,3 +157,8 @@ def test_run_that_died_before_its_summary_still_reports_and_fails(tmp_path: Path
     assert 'id="no-summary"' in page
     assert '<div class="banner bad" id="verdict">FAIL' in page
     assert "Latency over time: echo (p50, p99, max per interval)" in page
+
+
+def test_long_names_get_break_opportunities_and_stay_escaped() -> None:
+    assert str(breakable("<b>inventory_reservation-2.x</b>")) == (
+        "&lt;b&gt;inventory_<wbr>reservation-<wbr>2.<wbr>x&lt;/<wbr>b&gt;")
