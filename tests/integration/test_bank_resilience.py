@@ -322,7 +322,9 @@ async def test_the_service_keeps_consuming_when_postgresql_restarts(embedded_kaf
 async def test_poison_a_postgresql_restart_and_a_sigkill_lose_nothing_and_apply_nothing_twice(
     embedded_kafka: str, tmp_path: Path
 ) -> None:
-    w = BankWorkload({"run_tag": "chaos", "duplicate_share": 0.03, "overdraft_share": 0.02}, seed=6, process_index=0)
+    # no deliberate overdrafts: one is sized on what the account can hold when it is generated, and
+    # after an outage the backlog applies deposits sent later (another topic) before it
+    w = BankWorkload({"run_tag": "chaos", "duplicate_share": 0.03}, seed=6, process_index=0)
     done = Completions(w)
     async with (
         own_postgres(tmp_path / "pg") as pg,
