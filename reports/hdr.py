@@ -141,7 +141,7 @@ def log_edges(lo_us: float, hi_us: float, body_us: tuple[float, float] | None = 
     """
     lo, hi = max(1.0, float(lo_us)), max(1.0, float(hi_us))
     span = max(math.log10(hi) - math.log10(lo), 0.5)
-    per = min(PER_DECADE, key=lambda k: abs(k * span - target_bins))
+    per = min(PER_DECADE[:4], key=lambda k: abs(k * span - target_bins))
     if body_us is not None and body_us[0] > 0:
         body = math.log10(max(body_us[1], body_us[0] * 1.001) / body_us[0])
         per = max(per, next((k for k in PER_DECADE if k * body >= 6), PER_DECADE[-1]))

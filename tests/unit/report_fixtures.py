@@ -315,3 +315,9 @@ def table_cells(html: str, table_class: str) -> list[tuple[dict[str, str], list[
 def table_rows(html: str, table_class: str) -> list[tuple[dict[str, str], list[str]]]:
     """Body rows of every table of that class: row attributes and cell texts."""
     return [(attrs, [text for _, text in cells]) for attrs, cells in table_cells(html, table_class)]
+
+
+def regressions_on_page(html: str) -> set[tuple[str, str]]:
+    """(op, metric) of every delta cell a comparison page marks as a regression, over all compared runs."""
+    return {(row["data-op"], cell["data-metric"]) for row, cells in table_cells(html, "deltas")
+            for cell, _ in cells[1:] if "regression" in cell.get("class", "").split()}

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from report_fixtures import RunShape, make_run, table_cells, table_rows
+from report_fixtures import RunShape, make_run, regressions_on_page, table_cells, table_rows
 
-from harness.gate import compare_runs
 from reports.build import build_report
 from reports.compare import compare
 from reports.fmt import pct_change, with_unit
+from reports.gating import compare_runs  # the gate's own function, wherever the harness keeps it
 from reports.loader import load_run
 
 LATER = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)
@@ -86,8 +86,7 @@ def test_each_compared_run_id_is_printed_once_in_the_deltas(runs: tuple[Path, Pa
 def test_regression_cells_are_the_gates_regressions(runs: tuple[Path, Path, Path], tmp_path: Path) -> None:
     base, slower, _ = runs
     page = build_report([base, slower], tmp_path / "cmp.html").read_text()
-    marked = {(row["data-op"], cell["data-metric"]) for row, cells in table_cells(page, "deltas")
-              for cell, _ in cells[1:] if "regression" in cell["class"].split()}
+    marked = regressions_on_page(page)
     comp = compare([load_run(base), load_run(slower)], 0.10, with_charts=False)
     assert ("overall", "p99_ms") in marked
     assert marked == {(r.op, r.metric) for r in comp.regressions}

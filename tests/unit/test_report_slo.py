@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import RunShape, make_run, table_rows
 
-from harness.gate import evaluate_slos
 from reports.build import build_report
+from reports.gating import evaluate_slos  # the gate's own function, wherever the harness keeps it
 from reports.loader import load_run
 from reports.model import slo_rows
 
