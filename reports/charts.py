@@ -110,6 +110,7 @@ def to_svg(fig: Figure) -> str:
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     text = re.sub(r"<!--.*?-->\n?", "", text, flags=re.S)
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF boilerplate naming URLs
     prefix = f"c{next(_counter)}-"
     ids = set(_ID_RE.findall(text))
     if ids:
@@ -159,9 +160,9 @@ def _arrange(fig: Figure, axes_h: float, title: str = "", legend: tuple[list[Art
     height = top + title_h + axes_h + bottom
     fig.set_size_inches(width, height)
     bottom_f, top_f = bottom / height, 1 - (top + title_h) / height
-    panel_h = (axes_h - hspace_in * (rows - 1)) / rows
-    fig.subplots_adjust(left=left / width, right=1 - RIGHT / width, bottom=bottom_f, top=top_f,
-                        hspace=hspace_in / panel_h if rows > 1 else 0.2)
+    fig.subplots_adjust(left=left / width, right=1 - RIGHT / width, bottom=bottom_f, top=top_f)
+    if rows > 1:  # matplotlib's hspace is a fraction of a panel's height
+        fig.subplots_adjust(hspace=hspace_in / ((axes_h - hspace_in * (rows - 1)) / rows))
     if leg is not None:
         leg.set_bbox_to_anchor((left / width, top_f + legend_gap / height), transform=fig.transFigure)
     if title:
@@ -472,10 +473,11 @@ def ratio_figure(labels: Sequence[str], ratios: Sequence[float], regressions: Se
     """Current/baseline ratio per metric as bars around 1, with the noise band shaded."""
     with plt.rc_context(_RC):
         n = max(1, len(labels))
-        longest = max((len(label) for label in labels), default=10)
-        left = min(0.3 + 0.07 * longest, 4.5)
         axes_h = min(0.24 * n + 0.3, 11.0)
         fig, ax = _new(axes_h)
+        size = float(plt.rcParams["font.size"])  # tick labels are "medium": the base size
+        widest = max((_text_width_in(fig, label, size) for label in labels), default=1.0)
+        left = min(widest + 0.35, 4.5)  # the metric names, measured, plus the tick marks
         pos = np.arange(len(labels))
         colors = ["#d62728" if r else "#1f77b4" for r in regressions]
         deltas = [(r - 1.0) * 100.0 for r in ratios]

@@ -162,3 +162,8 @@ def test_run_that_died_before_its_summary_still_reports_and_fails(tmp_path: Path
 def test_long_names_get_break_opportunities_and_stay_escaped() -> None:
     assert str(breakable("<b>inventory_reservation-2.x</b>")) == (
         "&lt;b&gt;inventory_<wbr>reservation-<wbr>2.<wbr>x&lt;/<wbr>b&gt;")
+
+
+def test_page_names_no_url_but_the_svg_namespaces(report: tuple[Path, str]) -> None:
+    urls = set(re.findall(r"https?://[^\"'<>\s)]+", report[1]))
+    assert urls == {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}
