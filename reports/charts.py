@@ -42,6 +42,7 @@ OTHER_COLOR = "#9a9a9a"
 WIDTH = 9.0  # inches; 864 px at 96 dpi, inside the page's 1,100 px column
 LEFT, RIGHT, BOTTOM = 0.9, 0.2, 0.55  # margins (in): y tick labels + label, breathing room, x ticks + label
 LEGEND_PT = 8.0
+WSPACE = 0.12  # gap between small multiples, as a share of a panel's width
 _RC = {
     "svg.fonttype": "path",  # glyphs as paths: renders the same everywhere, no font files
     "svg.hashsalt": None,
@@ -126,6 +127,20 @@ def _text_width_in(fig: Figure, text: str, size: float) -> float:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     w, _, _ = renderer.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
     return w / fig.dpi
+
+
+def fit_text(fig: Figure, text: str, width_in: float, size: float) -> str:
+    """`text`, cut with an ellipsis in the middle where it is wider than `width_in`: a long op name
+    must not run into the next panel's title."""
+    if _text_width_in(fig, text, size) <= width_in:
+        return text
+    keep = len(text)
+    while keep > 2:
+        keep -= 1
+        cut = text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
+        if _text_width_in(fig, cut, size) <= width_in:
+            return cut
+    return text[:1] + "…"
 
 
 def _legend_columns(fig: Figure, labels: Sequence[str], avail_in: float) -> int:
@@ -439,11 +454,12 @@ def small_multiples_figure(panels: Sequence[Panel], ylabel: str, ncols: int = 3,
         for ax in axes[len(panels) :]:
             ax.remove()
         series = 0
+        panel_w = (WIDTH - LEFT - RIGHT) / (ncols + WSPACE * (ncols - 1))  # matplotlib's wspace: of a panel
         for ax, panel in zip(used, panels, strict=False):
             series += _plot_lines(ax, panel.lines, series)
             if shade_until:
                 ax.axvspan(0, shade_until, color="#999999", alpha=0.15, lw=0, label="warm-up")
-            ax.set_title(panel.title, loc="left", fontsize=9, pad=3)
+            ax.set_title(fit_text(fig, panel.title, panel_w, 9.0), loc="left", fontsize=9, pad=3)
             ax.tick_params(labelbottom=True, labelsize=8)
         if series:
             used[0].set_yscale("log")
@@ -454,7 +470,7 @@ def small_multiples_figure(panels: Sequence[Panel], ylabel: str, ncols: int = 3,
                 ax.set_ylabel(ylabel)
             if i >= len(used) - ncols:
                 ax.set_xlabel(xlabel)
-        fig.subplots_adjust(wspace=0.12)
+        fig.subplots_adjust(wspace=WSPACE)
         _arrange(fig, rows * panel_h + (rows - 1) * gap, "", _legend_entries(used), hspace_in=gap, rows=rows,
                  legend_gap=0.3)
         return fig

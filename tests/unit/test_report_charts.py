@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.transforms import Bbox
 from report_fixtures import new_hist, record_many
 
@@ -268,3 +269,25 @@ def test_small_multiples_legend_sits_above_every_panel() -> None:
 def test_all_zero_series_have_no_signal() -> None:
     assert not charts.has_signal([Line("errors", [0, 1, 2], [0, 0, 0]), Line("timeouts", [], [])])
     assert charts.has_signal([Line("errors", [0, 1, 2], [0, 3, 0])])
+
+
+def test_a_panel_title_wider_than_its_panel_is_cut_in_the_middle() -> None:
+    long = "inventory_reservation_release_after_payment_timeout_compensation"
+    fig = charts.small_multiples_figure([charts.Panel(long, _panels(1)[0].lines), *_panels(2)], "latency")
+    try:
+        fig.canvas.draw()
+        title = fig.axes[0].get_title(loc="left")
+        renderer = fig.canvas.get_renderer()
+        width, _, _ = renderer.get_text_width_height_descent(title, FontProperties(size=9), ismath=False)
+        assert title.startswith("inventory_res") and title.endswith("compensation") and "…" in title
+        assert width <= fig.axes[0].get_window_extent(renderer).width
+    finally:
+        plt.close(fig)
+
+
+def test_a_short_title_is_kept_whole() -> None:
+    fig = plt.figure()
+    try:
+        assert charts.fit_text(fig, "checkout", 2.0, 9.0) == "checkout"
+    finally:
+        plt.close(fig)
