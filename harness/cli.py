@@ -1,46 +1,111 @@
-"""The `edabench` command. Sub-commands of other rooms (infra, report, locust) mount here."""
+"""The `edabench` command: `run`, `gate`, and the commands other rooms plug in.
+
+Reports and infra are not imported here: they register their sub-commands and the after-run
+report builder as entry points (`edabench.commands`, `edabench.after_run`), so the harness stays
+below them and a missing room never breaks the core command.
+"""
 
 from __future__ import annotations
 
-import importlib
+import json
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness import gate as gating
-from harness.spec import SpecError, load_spec
+from harness.results import gate as gating
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Open-loop load and benchmark harness for event-driven systems.")
 console = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+log = logging.getLogger("edabench")
 
 
-def _mount(module: str, name: str, help_text: str) -> None:
-    """Mount a sub-app if its room is installed; a missing room must not break the core CLI."""
+def _version() -> str:
     try:
-        sub = importlib.import_module(module).app
-    except ImportError:
-        return
-    app.add_typer(sub, name=name, help=help_text)
+        return version("edabench")
+    except PackageNotFoundError:
+        return "unknown"
 
 
-_mount("infra.cli", "infra", "Start, stop and inspect the embedded stack.")
-_mount("reports.cli", "report", "Write the self-contained HTML report of one or more runs.")
-try:  # registers `edabench locust` as a plain command; importing it does not load Locust (gevent)
-    importlib.import_module("harness.locust.cli").mount(app)
-except ImportError:
-    pass
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edabench {_version()}")
+        raise typer.Exit()
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+@app.callback()
+def main_options(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the version and exit.")] = False,
+) -> None:
+    """Open-loop load and benchmark harness for event-driven systems."""
+
+
+def _mount_plugins() -> None:
+    """Sub-commands of other rooms (`report`, `infra`, `locust`), found by entry point."""
+    for ep in entry_points(group="edabench.commands"):
+        try:
+            target = ep.load()
+        except ImportError:
+            continue
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=ep.name)
+        elif callable(target):
+            target(app)  # a function that registers its own command(s)
+
+
+def _after_run(run_dir: Path) -> list[Path]:
+    """What other rooms make of a finished run (the HTML report), by entry point."""
+    out = []
+    for ep in entry_points(group="edabench.after_run"):
+        try:
+            made = ep.load()(run_dir)
+        except Exception:
+            log.exception("%s failed for %s", ep.name, run_dir)
+            continue
+        if made:
+            out.append(Path(made))
+    return out
+
+
+def fail(message: str, code: int = gating.USAGE) -> typer.Exit:
     err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
     return typer.Exit(code)
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; VALUE is read as JSON (numbers, true, lists) and kept as text otherwise.
+    A dotted key (`requests.get.path=/x`) sets a nested table."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="-o/--target-option")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parsed
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 @app.command()
@@ -49,28 +114,41 @@ def run(
     rate: Annotated[float | None, typer.Option(help="Override the profile's rate (ops/s, all processes)")] = None,
     duration: Annotated[float | None, typer.Option(help="Override the measured duration (s)")] = None,
     warmup: Annotated[float | None, typer.Option(help="Override the warm-up (s)")] = None,
-    processes: Annotated[int | None, typer.Option(help="Generator processes (default: one per core)")] = None,
+    processes: Annotated[int | None, typer.Option(
+        help="Generator processes (default: the spec's `processes`, else 1)")] = None,
+    target_option: Annotated[list[str] | None, typer.Option(
+        "--target-option", "-o", metavar="KEY=VALUE",
+        help="Set a target option over the spec's [target_options] (value read as JSON, else text)")] = None,
     kafka: Annotated[str | None, typer.Option(envvar="EDABENCH_KAFKA_BOOTSTRAP",
                                               help="Use this Kafka instead of the embedded broker")] = None,
-    postgres: Annotated[str | None, typer.Option(envvar="EDABENCH_POSTGRES_DSN",
+    postgres: Annotated[str | None, typer.Option(envvar="EDABENCH_POSTGRES_DSN", show_envvar=True,
                                                  help="Use this PostgreSQL DSN instead of the embedded one")] = None,
     redis: Annotated[str | None, typer.Option(envvar="EDABENCH_REDIS_URL",
                                               help="Use this Redis URL instead of the embedded one")] = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories are created")] = Path("runs"),
     metrics_port: Annotated[int | None, typer.Option(help="Serve live Prometheus metrics on this port")] = None,
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report")] = False,
-    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Exit non-zero if an SLO is breached")] = True,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write the HTML report")] = True,
+    gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Exit non-zero when a goal is missed")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary and verdict as JSON on stdout")]
+    = False,
 ) -> None:
-    """Run a workload open-loop and write runs/<UTC timestamp>-<name>/."""
+    """Run a workload open-loop and write runs/<UTC timestamp>-<name>/ (exit codes: see `gate`)."""
+    from harness.engine.runner import RunOptions, execute
     from harness.live import LiveView
     from harness.loop import run as run_loop
-    from harness.runner import RunOptions, execute
+    from harness.plan import make_plan
+    from harness.spec import SpecError, load_spec
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        spec = load_spec(workload).with_overrides(rate=rate, duration_s=duration, warmup_s=warmup)
+        spec = load_spec(workload)
+        options = parse_options(target_option)
+        if options:
+            spec = spec.with_overrides(target_options=_merge(spec.target_options, options))
+        spec = spec.with_overrides(rate=rate, duration_s=duration, warmup_s=warmup)
+        plan = make_plan(spec, str(workload))
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     view = LiveView(spec.warmup_s + spec.duration_s, err, metrics_port)
 
     def started(run_dir: Path, spec_: Any, procs: int) -> None:
@@ -79,28 +157,37 @@ def run(
 
     opts = RunOptions(spec_path=str(workload), processes=processes,
                       services={"kafka": kafka, "postgres": postgres, "redis": redis}, runs_root=runs_dir,
-                      command=["edabench", *sys.argv[1:]], report=not no_report,
-                      on_interval=view.on_interval, on_started=started, isolate=True)
+                      command=["edabench", *sys.argv[1:]], on_interval=view.on_interval,
+                      on_histogram=view.on_histogram, on_started=started,
+                      isolate=True)
     try:
         with view:
-            outcome = run_loop(execute(spec, opts))
+            outcome = run_loop(execute(plan, opts))
     except KeyboardInterrupt:
-        raise _fail("aborted", 130) from None
-    except Exception as exc:  # services that do not start, unknown targets: say what and stop
-        logging.getLogger(__name__).debug("run failed", exc_info=True)
-        raise _fail(f"{type(exc).__name__}: {exc}") from None
-    print_summary(outcome.summary)
-    console.print(f"results: {outcome.run_dir}", highlight=False)
-    if outcome.report:
-        console.print(f"report:  {outcome.report}", highlight=False)
-    if not outcome.ok:
-        raise _fail("the books do not balance or verification found problems; see summary.json", 1)
-    if gate:
-        checks = gating.evaluate_slos(outcome.summary)
-        _print_checks(checks, [])
-        gating.write_junit(outcome.run_dir / "gate.xml", spec.name, checks, [])
-        if not gating.passed(checks, []):
-            raise typer.Exit(1)
+        raise fail("aborted", gating.INTERRUPTED) from None
+    except Exception as exc:  # services that do not start, a target that fails: say what and stop
+        log.debug("run failed", exc_info=True)
+        raise fail(f"{type(exc).__name__}: {exc}") from None
+    summary = outcome.summary
+    made = _after_run(outcome.run_dir) if report else []
+    checks = gating.evaluate_slos(summary)
+    from harness.results.junit import write_checks
+
+    write_checks(outcome.run_dir / "gate.xml", spec.name, checks, summary.get("measured_s", 0.0))
+    code = gating.exit_code(checks)
+    if as_json:
+        typer.echo(orjson.dumps({"run_dir": str(outcome.run_dir), "summary": summary,
+                                 "verdict": gating.verdict_json(checks)}, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_summary(summary)
+        console.print(f"results: {outcome.run_dir}", highlight=False)
+        for path in made:
+            console.print(f"report:  {path}", highlight=False)
+        print_checks(checks)
+    if summary.get("interrupted"):
+        raise typer.Exit(gating.INTERRUPTED)
+    if gate or code == gating.UNTRUSTED:
+        raise typer.Exit(code)
 
 
 def _fmt_ms(us: Any) -> str:
@@ -122,16 +209,22 @@ def print_summary(summary: dict[str, Any]) -> None:
                       *(_fmt_ms(rt.get(k)) for k in ("p50", "p90", "p99", "p99_9", "max")))
     console.print(table)
     lag = summary.get("schedule_lag_us", {})
-    console.print(f"schedule lag p99 {_fmt_ms(lag.get('p99'))} ms, max {_fmt_ms(lag.get('max'))} ms; "
-                  f"books balanced: {summary['books_balanced']}", highlight=False)
+    gen = summary.get("generator") or {}
+    kept = "kept its schedule" if gen.get("kept_up", True) else "[red]FELL BEHIND its schedule[/]"
+    console.print(f"schedule lag p99 {_fmt_ms(lag.get('p99'))} ms, max {_fmt_ms(lag.get('max'))} ms: the generator "
+                  f"{kept}; books balanced: {summary['books_balanced']}", highlight=False)
+    overall = summary.get("overall") or {}
+    if overall.get("timeout_share"):
+        console.print(f"timeouts: {overall['timeout_share']:.2%} of measured ops (counted in the percentiles "
+                      "at their time of expiry)", highlight=False)
     for metric, block in summary.get("observed_us", {}).items():
         console.print(f"{metric}: p50 {_fmt_ms(block.get('p50'))} ms, p99 {_fmt_ms(block.get('p99'))} ms, "
-                      f"max {_fmt_ms(block.get('max'))} ms", highlight=False)
+                      f"max {_fmt_ms(block.get('max'))} ms, n={block.get('count', 0)}", highlight=False)
     for problem in summary["verify"]["problems"][:20]:
         console.print(f"[red]problem:[/] {problem}", highlight=False)
 
 
-def _print_checks(checks: list[gating.Check], deltas: list[gating.Delta]) -> None:
+def print_checks(checks: list[gating.Check], regressions: list[Any] | None = None) -> None:
     table = Table(title="gate")
     for col in ("op", "check", "goal", "measured", "margin", "result"):
         table.add_column(col)
@@ -139,37 +232,65 @@ def _print_checks(checks: list[gating.Check], deltas: list[gating.Delta]) -> Non
         table.add_row(c.op, c.name, "-" if c.goal is None else f"{c.goal:g} {c.unit}",
                       "-" if c.measured is None else f"{c.measured:g} {c.unit}",
                       "-" if c.margin is None else f"{c.margin:+.1%}",
-                      "[green]PASS[/]" if c.passed else f"[red]FAIL[/] {c.detail}")
-    for d in deltas:
-        table.add_row(d.op, f"vs baseline {d.metric}", "-" if d.baseline is None else f"{d.baseline:g}",
-                      "-" if d.current is None else f"{d.current:g}",
-                      "-" if d.ratio is None else f"x{d.ratio:.3f}",
-                      "[red]REGRESSION[/]" if d.regression else "[green]ok[/]")
+                      "PASS" if c.passed else f"FAIL {c.detail}".strip())
+    for r in regressions or []:
+        def num(v: Any, unit: str = r.unit) -> str:
+            return "-" if v is None else f"{v:.4g} {unit}"
+
+        table.add_row(r.op, f"vs baseline {r.metric}", num(r.baseline), num(r.current),
+                      "-" if r.ratio is None else f"x{r.ratio:.3f}",
+                      "REGRESSION " + r.detail if r.regression else "ok")
     console.print(table)
 
 
 @app.command("gate")
 def gate_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory to check")],
-    baseline: Annotated[Path | None, typer.Option(help="Baseline run directory to compare with")] = None,
-    tolerance: Annotated[float, typer.Option(help="Allowed relative change vs the baseline")]
-    = gating.DEFAULT_TOLERANCE,
-    junit: Annotated[Path | None, typer.Option(help="JUnit XML output (default RUN/gate.xml)")] = None,
+    runs: Annotated[list[Path], typer.Argument(help="Run directory to check (several: the newest is checked)")],
+    baseline: Annotated[list[Path] | None, typer.Option(
+        help="Baseline run directory (repeat, or a glob's matches, to pool several)")] = None,
+    force: Annotated[bool, typer.Option(help="Compare runs of different workloads, targets or rates anyway")]
+    = False,
+    junit: Annotated[Path | None, typer.Option(help="JUnit XML of the SLO checks (default RUN/gate.xml)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON on stdout")] = False,
 ) -> None:
-    """Check a run against its SLOs (and a baseline); exit 1 on any breach or regression."""
+    """Check a run against its SLOs, and against baseline runs; exit 0 pass, 1 SLO breach,
+    2 usage error, 3 regression, 4 untrusted run (books, verification, generator), 130 interrupted."""
+    from harness.results import baseline as baselines
+    from harness.results.junit import write_baseline, write_checks
+
+    run_dirs = [p if p.is_dir() else p.parent for p in runs]
+    run_dir = baselines.pick_newest(run_dirs) if len(run_dirs) > 1 else run_dirs[0]
+    if len(run_dirs) > 1:
+        err.print(f"{len(run_dirs)} runs given: checking the newest, {run_dir}", highlight=False)
     try:
-        summary = gating.load_run(run_dir)
-        base = gating.load_run(baseline) if baseline else None
+        summary = gating.load_summary(run_dir)
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     checks = gating.evaluate_slos(summary)
-    deltas = gating.compare_runs(summary, base, tolerance) if base else []
-    _print_checks(checks, deltas)
-    out = junit or ((run_dir if run_dir.is_dir() else run_dir.parent) / "gate.xml")
-    gating.write_junit(out, summary.get("name", "run"), checks, deltas)
-    console.print(f"junit: {out}", highlight=False)
-    if not gating.passed(checks, deltas):
-        raise typer.Exit(1)
+    comparisons: list[Any] = []
+    if baseline:
+        base_dirs = [p if p.is_dir() else p.parent for p in baseline if p.resolve() != run_dir.resolve()]
+        try:
+            comparisons = baselines.compare(run_dir, base_dirs, force=force)
+        except baselines.Incomparable as exc:
+            raise fail(f"{exc} (use --force to compare anyway)") from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        write_baseline(run_dir / "gate-baseline.xml", summary.get("name", "run"), comparisons)
+    out = junit or (run_dir / "gate.xml")
+    write_checks(out, summary.get("name", "run"), checks, summary.get("measured_s", 0.0))
+    code = gating.exit_code(checks, comparisons)
+    if as_json:
+        typer.echo(orjson.dumps({"run_dir": str(run_dir), **gating.verdict_json(checks, comparisons)},
+                                option=orjson.OPT_INDENT_2).decode())
+    else:
+        print_checks(checks, comparisons)
+        console.print(f"junit: {out}" + (f", {run_dir / 'gate-baseline.xml'}" if comparisons else ""),
+                      highlight=False)
+    raise typer.Exit(code)
+
+
+_mount_plugins()
 
 
 def main() -> None:

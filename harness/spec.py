@@ -48,6 +48,12 @@ class RateProfile(_Strict):
             raise ValueError("profile 'steps' needs at least one [[rate.steps]] entry")
         if self.profile == "burst" and self.burst_ops is None:
             raise ValueError("profile 'burst' needs burst_ops")
+        if self.profile == "constant" and self.rate <= 0:
+            raise ValueError("rate must be greater than 0 (a run that sends nothing measures nothing)")
+        if self.profile == "ramp" and self.rate <= 0 and (self.end_rate or 0) <= 0:
+            raise ValueError("a ramp from 0 to 0 sends nothing")
+        if self.profile == "steps" and all(s.rate <= 0 for s in self.steps):
+            raise ValueError("every step has rate 0: the run would send nothing")
         return self
 
 
@@ -67,6 +73,10 @@ class Slo(_Strict):
     max_ms: PositiveFloat | None = None
     max_error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     min_rate_ratio: Annotated[float, Field(gt=0, le=1)] | None = None
+    #: the generator kept its schedule when the measured window's schedule-lag p99 is at most this
+    max_schedule_lag_ms: PositiveFloat = 50.0
+    #: fail the run when the generator fell behind (turn off only to study an overloaded generator)
+    check_generator: bool = True
     ops: dict[str, Slo] = Field(default_factory=dict)
 
 
@@ -112,7 +122,7 @@ class Spec(_Strict):
         return parse_spec(data, "command-line overrides")
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -125,7 +135,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>") -> Spec:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            field = _field_path(tuple(err["loc"]))
+            field = field_path(tuple(err["loc"]))
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling)"

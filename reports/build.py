@@ -62,3 +62,8 @@ def build_report(
     if views:
         (out.parent / SUMMARY_NAME).write_text(markdown.render(views, comparison), encoding="utf-8")
     return out
+
+
+def after_run(run_dir: Path) -> Path | None:
+    """The CLI's after-run step (entry point `edabench.after_run`): the run's HTML report."""
+    return Path(build_report([run_dir]))

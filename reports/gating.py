@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.gate import DEFAULT_TOLERANCE, Check, Delta, compare_runs, evaluate_slos
+from harness.results.gate import DEFAULT_TOLERANCE, Check, Delta, evaluate_slos
+from harness.results.gate import compare_summaries as compare_runs
 
 __all__ = ["DEFAULT_TOLERANCE", "Check", "Delta", "compare_runs", "evaluate_slos", "slo_of"]
 

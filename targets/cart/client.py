@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from targets.http1 import Http1Pool
+from harness.transports.http1 import Http1Pool
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 

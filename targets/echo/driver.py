@@ -1,15 +1,20 @@
 """Driver for the echo target: HTTP requests, or Kafka requests answered on a reply topic.
 
-Options (`[target_options]` in a workload spec):
+Options (`[target_options]`):
   transport      "http" (default) or "kafka"
   base_ms, dist, spread_ms, stall_every_s, stall_for_s, seed   the latency model (see latency.py)
   url            an echo server already running (then none is launched)
-  connections    HTTP connection pool size (default 64: a bounded pool keeps CPU per request flat when
-                 the server falls behind; the queueing still shows, since latency counts from the
-                 intended start)
-  client         "http1" (default: the lean keep-alive client of targets/http1.py) or "aiohttp"
-  partitions     partitions of the request and reply topics (default 2); both topics are deleted and
-                 recreated at the start of every run
+  connections    HTTP keep-alive connections (default 64: a bounded pool keeps CPU per request flat
+                 when the server falls behind; the queueing still shows, since latency counts
+                 from the intended start)
+  partitions     partitions of the request and reply topics (default 2); both topics are deleted
+                 and recreated at the start of every run
+  truth_log      true: the server logs every request's ground truth to logs/echo-truth.bin
+
+Over HTTP the echo target is the generic `http` target pointed at its own server, plus headers
+that carry the op id and intended start for the truth log. Over Kafka: requests keyed
+"<run>/<op id>:<intended ns>" on echo.requests, replies with the same key on echo.replies,
+produced and read with the librdkafka transport.
 """
 
 from __future__ import annotations
@@ -19,18 +24,38 @@ import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.protocol import OK, DriverContext, Op, Result
+from harness.protocol import Driver, DriverContext, Op, Result
+from harness.transports.kafka import KafkaProducer, KafkaReader
 from targets.echo.server import REPLIES_TOPIC, REQUESTS_TOPIC
-from targets.http1 import Http1Pool
-from targets.kafka_pump import ProducerPump
+from targets.http.driver import HttpDriver
 
 READY_TIMEOUT_S = 60.0
 TOPIC_TIMEOUT_S = 30.0
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+TRUTH_FILE = "logs/echo-truth.bin"
+
+
+class EchoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transport: Literal["http", "kafka"] = "http"
+    base_ms: float = Field(1.0, ge=0)
+    dist: Literal["constant", "uniform", "exponential"] = "constant"
+    spread_ms: float = Field(0.0, ge=0)
+    stall_every_s: float = Field(0.0, ge=0)
+    stall_for_s: float = Field(0.0, ge=0)
+    seed: int = 1
+    url: str | None = None
+    connections: int = Field(64, ge=1)
+    partitions: int = Field(2, ge=1)
+    truth_log: bool = False
+    linger_ms: float = Field(1.0, ge=0)
+    pids: dict[str, int] = Field(default_factory=dict)  # what launch() yields
 
 
 def _free_port() -> int:
@@ -43,9 +68,8 @@ async def _fresh_topics(bootstrap: str, partitions: int) -> None:
     """Delete and recreate the echo topics, so that every run starts on empty partitions.
 
     They are the echo target's scratch topics. Starting empty keeps runs comparable: on the embedded
-    broker's in-memory store a fetch gets slower as the partition's stored batches grow, so a topic
-    that kept earlier runs' records makes each hop slower (measured: 3.8 ms p50 on a fresh topic, 17 ms after
-    five earlier runs of 1,000 records).
+    broker's in-memory store every fetch that finds data lists all the partition's stored batches
+    (measured: 3.8 ms p50 on a fresh topic, 17 ms after five earlier runs of 1,000 records).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -72,34 +96,37 @@ async def _fresh_topics(bootstrap: str, partitions: int) -> None:
         await admin.close()
 
 
-class EchoDriver:
+class EchoDriver(Driver):
     name: ClassVar[str] = "echo"
-    needs: ClassVar[tuple[str, ...]] = ()
+    Options: ClassVar[type[BaseModel]] = EchoOptions
 
-    @staticmethod
-    def needs_for(options: dict[str, Any]) -> Iterable[str]:
+    @classmethod
+    def needs_for(cls, options: dict[str, Any]) -> Iterable[str]:
         return ("kafka",) if options.get("transport", "http") == "kafka" else ()
 
-    @staticmethod
+    @classmethod
     @contextlib.asynccontextmanager
-    async def launch(options: dict[str, Any], services: dict[str, str], run_dir: str
+    async def launch(cls, options: dict[str, Any], services: dict[str, str], run_dir: str
                      ) -> AsyncIterator[dict[str, Any]]:
         """Start one echo server for the whole run (all generator processes share it)."""
-        if options.get("url"):
+        o = EchoOptions.model_validate(options)
+        if o.url:
             yield {}
             return
-        kafka = services.get("kafka") if options.get("transport", "http") == "kafka" else None
+        kafka = services.get("kafka") if o.transport == "kafka" else None
         if kafka:
-            await _fresh_topics(kafka, int(options.get("partitions", 2)))
+            await _fresh_topics(kafka, o.partitions)
         port = _free_port()
         args = [sys.executable, "-m", "targets.echo.server", "--http-port", str(port)]
         for key in ("base_ms", "dist", "spread_ms", "stall_every_s", "stall_for_s", "seed"):
-            if key in options:
-                args += [f"--{key.replace('_', '-')}", str(options[key])]
+            args += [f"--{key.replace('_', '-')}", str(getattr(o, key))]
         if kafka:
             args += ["--kafka", kafka]
+        if o.truth_log:
+            args += ["--truth-log", str(Path(run_dir) / TRUTH_FILE)]
         log = await asyncio.to_thread(open, f"{run_dir}/logs/echo.log", "ab")
-        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=log)
+        proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE, stderr=log,
+                                                    start_new_session=True)
         try:
             assert proc.stdout is not None
             try:
@@ -120,98 +147,68 @@ class EchoDriver:
             log.close()
 
     def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-        self._pool: Http1Pool | None = None
-        self._producer: Any = None
-        self._consumer: Any = None
-        self._reader: asyncio.Task[None] | None = None
-        self._url = ""
-        self._kafka = False
-        self._pump: ProducerPump | None = None
+        self._http: HttpDriver | None = None
+        self._producer: KafkaProducer | None = None
+        self._reader: KafkaReader | None = None
         self._ctx: DriverContext | None = None
+        self._tag = b""
 
     async def start(self, ctx: DriverContext) -> None:
-        opts = ctx.options
-        self._kafka = opts.get("transport", "http") == "kafka"
-        if not self._kafka:
-            self._url = f"{opts['url'].rstrip('/')}/echo"
-            connections = int(opts.get("connections", 64))
-            client = opts.get("client", "http1")
-            if client == "http1":
-                self._pool = Http1Pool(opts["url"], connections)
-            elif client == "aiohttp":
-                connector = aiohttp.TCPConnector(limit=connections, force_close=False)
-                timeout = aiohttp.ClientTimeout(total=None)
-                self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-            else:
-                raise ValueError(f"target_options.client: unknown client {client!r}; use 'http1' or 'aiohttp'")
-            return
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-        bootstrap = ctx.services["kafka"]
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False,
-                                          linger_ms=0, acks=1)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          fetch_max_wait_ms=5, auto_offset_reset="latest")
-        await self._producer.start()
-        self._pump = ProducerPump(self._producer, self._failed)
-        self._pump.start()
-        await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(REPLIES_TOPIC)
-        if not parts:
-            await self._consumer._client.force_metadata_update()
-            parts = self._consumer.partitions_for_topic(REPLIES_TOPIC) or {0}
-        tps = [TopicPartition(REPLIES_TOPIC, p) for p in sorted(parts)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve the end offsets now, not at the first fetch
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read_replies(ctx))
+        o = EchoOptions.model_validate(ctx.options)
         self._ctx = ctx
-        self.send_nowait = self._send_kafka  # type: ignore[method-assign]
-
-    def _failed(self, op_id: str, exc: BaseException) -> None:
-        assert self._ctx is not None
-        self._ctx.completions.complete(op_id, f"produce_{type(exc).__name__}")
-
-    def _send_kafka(self, op: Op) -> None:
-        self._pump.submit(op.id, REQUESTS_TOPIC, b"x", op.id.encode())  # type: ignore[union-attr]
-
-    async def _read_replies(self, ctx: DriverContext) -> None:
-        prefix = ctx.op_id_prefix.encode()
+        if o.transport == "http":
+            if not o.url:
+                raise ValueError("target_options.url: no echo server was launched and no url given")
+            self._http = HttpDriver()
+            await self._http.start(DriverContext(
+                options={"url": f"{o.url.rstrip('/')}/echo", "connections": o.connections,
+                         "headers": {"x-edabench-op": "{id}", "x-edabench-intended": "{intended_ns}"}},
+                completions=ctx.completions, services=ctx.services, run_dir=ctx.run_dir,
+                process_index=ctx.process_index, process_count=ctx.process_count, run_id=ctx.run_id,
+                supervise=ctx.supervise))
+            self.send_batch = None  # type: ignore[method-assign,assignment]  # HTTP goes op by op
+            return
+        bootstrap = ctx.services["kafka"]
+        self._tag = f"{ctx.run_id}.{ctx.process_index}/".encode()
         complete = ctx.completions.complete
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=50, max_records=10_000)
-            for records in batch.values():
-                for rec in records:
-                    key = rec.key
-                    if key is not None and key.startswith(prefix):
-                        complete(key.decode())
+        self._producer = KafkaProducer(bootstrap, self._delivered, linger_ms=o.linger_ms)
+        await self._producer.prepare([REQUESTS_TOPIC])
+        ctx.background(self._producer.run, "echo-producer")
+        self._reader = KafkaReader(bootstrap, [REPLIES_TOPIC], self._replies(complete))
+        await self._reader.assign()
+        ctx.background(self._reader.run, "echo-replies")
+
+    def _delivered(self, op_id: int, error: str | None) -> None:
+        if error is not None and self._ctx is not None:
+            self._ctx.completions.complete(op_id, error)
+
+    def _replies(self, complete: Any) -> Any:
+        tag = self._tag
+
+        def on_records(records: list[Any]) -> None:
+            for rec in records:
+                key = rec.key()
+                if key is not None and key.startswith(tag):
+                    complete(int(key[len(tag):].partition(b":")[0]))
+        return on_records
 
     async def send(self, op: Op) -> Result | None:
-        if self._kafka:
-            self._send_kafka(op)
-            return None
-        if self._pool is not None:
-            status, _, _ = await self._pool.call("GET", "/echo")
-            return OK if status == 200 else Result(error=f"http_{status}")
-        assert self._session is not None
-        async with self._session.get(self._url) as resp:
-            await resp.read()
-            return OK if resp.status == 200 else Result(error=f"http_{resp.status}")
+        if self._http is not None:
+            return await self._http.send(op)
+        self.send_batch([op])
+        return None
+
+    def send_batch(self, ops: list[Op]) -> None:
+        """Kafka only: every due request into librdkafka's queue in one pass (HTTP goes by `send`)."""
+        produce = self._producer.produce  # type: ignore[union-attr]
+        tag = self._tag
+        for op in ops:
+            produce(REQUESTS_TOPIC, b"x", tag + b"%d:%d" % (op.id, op.intended_ns), op_id=op.id)
 
     async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.stop()
+        if self._producer is not None:
+            await self._producer.close()
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        if self._pump is not None:
-            await self._pump.stop()
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.stop()
-        if self._pool is not None:
-            await self._pool.close()
-        if self._session is not None:
-            await self._session.close()
+            await self._reader.close()

@@ -4,7 +4,8 @@ The load generator shares two cores with the service; a general-purpose client s
 ~150 µs of CPU per request (aiohttp, measured here), this one a fraction of that, which is
 the difference between measuring the service and measuring the client at 2,000 req/s.
 It speaks only what the driver needs: one request at a time per connection, Content-Length
-bodies, no redirects, no TLS.
+bodies, no redirects; TLS when the URL is https (with `verify=False` for a staging server's
+self-signed certificate).
 
 A request abandoned while its answer is on the way (the harness timed the op out) keeps its
 connection: the answer is read and dropped, then the connection goes back to the pool. Closing it
@@ -15,6 +16,7 @@ lowers the throughput the service can reach and keeps it overloaded after the ca
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -149,12 +151,18 @@ class _Slots:
 class Http1Pool:
     """At most `limit` connections to one host; idle ones are reused most-recently-used first."""
 
-    def __init__(self, base_url: str, limit: int = 64) -> None:
+    def __init__(self, base_url: str, limit: int = 64, verify: bool = True) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"only http://host:port URLs are supported, got {base_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"only http:// and https:// URLs are supported, got {base_url!r}")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._ssl: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._ssl = ssl.create_default_context()
+            if not verify:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
         self._host_header = f"Host: {parts.netloc}\r\n".encode()
         self._idle: deque[_Connection] = deque()
         self._slots = _Slots(limit)
@@ -162,16 +170,20 @@ class Http1Pool:
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Connection, self.host, self.port)
+        _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self._ssl)
         self._all.add(conn)
         return conn
 
     def _encode(self, method: str, path: str, body: bytes | None, headers: dict[str, str] | None) -> bytes:
         head = [f"{method} {path} HTTP/1.1\r\n".encode(), self._host_header]
+        typed = False
         if headers:
             head.extend(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+            typed = any(k.lower() == "content-type" for k in headers)
         if body is not None:
-            head.append(b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+            if not typed:
+                head.append(b"Content-Type: application/json\r\n")
+            head.append(b"Content-Length: %d\r\n\r\n" % len(body))
             head.append(body)
         else:
             head.append(b"\r\n")

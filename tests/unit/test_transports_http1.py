@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from targets.http1 import Http1Pool, _Connection
+from harness.transports.http1 import Http1Pool, _Connection
 
 
 class SlowServer:

@@ -1,0 +1,1 @@
+"""The asyncio engine: scheduler hot path, in-flight table, generator processes, run lifecycle."""

@@ -1,0 +1,1 @@
+"""`target = "http"`: any HTTP service, from configuration alone (no code to write)."""
