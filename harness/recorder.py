@@ -19,7 +19,7 @@ from harness.results.hdr import HIGHEST_US, Sparse, bucket_indices, counts_len
 class Recorder:
     """One metric of one op kind in one process, interval by interval."""
 
-    __slots__ = ("_buf", "_dense", "_max", "_min", "_total", "add", "clipped")
+    __slots__ = ("_buf", "_clipped", "_dense", "_max", "_min", "_total", "add", "clipped")
 
     def __init__(self) -> None:
         self._buf = array("q")
@@ -28,7 +28,8 @@ class Recorder:
         self._total = 0
         self._min = 1 << 62
         self._max = 0
-        self.clipped = 0
+        self._clipped = 0  # this interval's
+        self.clipped = 0  # all intervals'
 
     def __len__(self) -> int:
         return len(self._buf) + self._total
@@ -42,6 +43,7 @@ class Recorder:
         if bad:
             v = np.clip(v, 0, HIGHEST_US)
             self.clipped += bad
+            self._clipped += bad
         if self._dense is None:
             self._dense = np.zeros(counts_len(), dtype=np.int64)
         self._dense += np.bincount(bucket_indices(v), minlength=self._dense.size)
@@ -58,7 +60,7 @@ class Recorder:
             return None
         idx = np.flatnonzero(self._dense)
         out = Sparse(idx.astype(np.int32).tobytes(), self._dense[idx].tobytes(), self._total,
-                     self._min, self._max)
+                     self._min, self._max, self._clipped)
         self._dense[idx] = 0
-        self._total, self._min, self._max = 0, 1 << 62, 0
+        self._total, self._min, self._max, self._clipped = 0, 1 << 62, 0, 0
         return out
