@@ -55,6 +55,10 @@ class _Log:
 
     def write(self, part: Sparse, start_s: float, end_s: float) -> HdrHistogram:
         reset(self.scratch)
+        # hdrh's writer takes a start of 0.0 s as "none given" and reads the histogram's own stamp
+        # instead (after a reset, sys.maxsize): stamp it, relative to the log's start, as given
+        self.scratch.set_start_time_stamp(start_s * 1000)
+        self.scratch.set_end_time_stamp(end_s * 1000)
         part.add_to(self.scratch)
         self.writer.output_interval_histogram(self.scratch, start_s, end_s, 1000.0)
         self.fh.flush()
