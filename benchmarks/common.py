@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import psutil
 
-from harness.recorder import decode, new_histogram, stats
-from harness.rundir import environment
-from harness.runner import RunOutcome
+from harness.results.hdr import decode, new_histogram, stats
+from harness.results.rundir import environment
+from harness.engine.runner import RunOutcome
 
 #: a step's schedule-lag p99 above this means the generator no longer keeps its schedule
 LAG_P99_LIMIT_US = 100_000

@@ -60,7 +60,7 @@ from benchmarks.common import (
     write_json,
 )
 from harness.loop import run
-from harness.runner import RunOptions, execute
+from harness.engine.runner import RunOptions, execute
 from harness.spec import parse_spec
 
 CONFIRM_BACKOFF = 0.8

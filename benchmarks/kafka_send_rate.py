@@ -50,7 +50,7 @@ from benchmarks.common import (
 )
 from benchmarks.produce_driver import NULL_TARGET, TARGET, TOPIC, create_topic
 from harness.loop import run
-from harness.runner import RunOptions, execute
+from harness.engine.runner import RunOptions, execute
 from harness.spec import parse_spec
 
 RECORD_BYTES = 200

@@ -24,7 +24,8 @@ Optional entries, all with defaults on `Driver`:
 * `launch(options, services, run_dir)`: an async context manager that starts the system under
   test once per run, in the harness's process, before any driver starts; the dict it yields is
   merged into every driver's `ctx.options` (its `"pids"` entry, `{name: pid}`, is sampled for
-  CPU and memory and supervised).
+  CPU and memory; a `"problems"` list it keeps appending to, e.g. service deaths and restarts,
+  is copied into the run's problems at the end and not passed to drivers).
 * `needs_for(options)`: the services ("kafka", "postgres", "redis") these options need, when the
   class attribute `needs` cannot say.
 * `Options`: a pydantic model of `[target_options]`; unknown or invalid options are refused
@@ -115,6 +116,8 @@ class DriverContext:
     process_index: int = 0
     process_count: int = 1
     run_id: str = ""
+    #: an op not complete this long after its intended start is a timeout (the spec's timeout_s)
+    timeout_s: float = 30.0
     #: start a background task the harness watches: if it raises, the traceback is logged, the
     #: run's problems name it and the run stops (a driver never stalls silently)
     supervise: Supervise | None = None

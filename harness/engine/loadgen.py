@@ -158,6 +158,7 @@ class LoadGenerator:
             process_index=self.cfg.index,
             process_count=self.cfg.count,
             run_id=self.cfg.run_id,
+            timeout_s=self.spec.timeout_s,
             supervise=self.supervisor.spawn,
         )
         self.driver = self.cfg.target.cls()
@@ -174,6 +175,7 @@ class LoadGenerator:
         self.start_ns = start_ns
         self.warmup_end_ns = start_ns + int(self.spec.warmup_s * 1e9)
         self._eager = EagerRunner(asyncio.get_running_loop())
+        cpu0 = time.process_time()
         ticker = asyncio.create_task(self._ticker(), name="edabench-ticker")
         sweeper = asyncio.create_task(self._sweeper(), name="edabench-sweeper")
         interrupted = False
@@ -205,6 +207,7 @@ class LoadGenerator:
             pids=dict(getattr(self.driver, "pids", {}) or {}),
             expected=dict(self.expected),
             schedule_end_ns=self._schedule_end_ns,
+            cpu_s=round(time.process_time() - cpu0, 4),
         )
         self.emit(final)
         return final

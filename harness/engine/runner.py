@@ -115,10 +115,13 @@ async def execute(plan: Plan, opts: RunOptions) -> RunOutcome:
     problems: list[str] = []
     try:
         async with target_up(plan, run_dir, opts.services, record, sampler) as (services, launched):
+            for_drivers = {k: v for k, v in launched.items() if k not in ("pids", "problems")}
             configs = [GeneratorConfig(spec, plan.target, plan.workload_cls, services, str(run_dir), run_dir.name,
-                                       i, processes, {k: v for k, v in launched.items() if k != "pids"})
+                                       i, processes, for_drivers)
                        for i in range(processes)]
-            start_ns = await _generate(configs, collector, stop, sampler, opts.tune_gc, opts.isolate)
+            start_ns = await _generate(configs, collector, stop, sampler, opts.tune_gc, opts.isolate,
+                                       on_start=lambda: record.schedule_started())
+            problems.extend(str(p) for p in launched.get("problems") or ())
     except Exception as exc:
         if start_ns == 0:
             raise  # nothing ran: services or the target did not come up
@@ -158,7 +161,8 @@ def _measured_s(spec: Any, start_ns: int, finals: list[FinalReport]) -> float:
 
 
 async def _generate(configs: list[GeneratorConfig], collector: Collector, stop: asyncio.Event,
-                    sampler: ResourceSampler, tune_gc: bool = False, isolate: bool = False) -> int:
+                    sampler: ResourceSampler, tune_gc: bool = False, isolate: bool = False,
+                    on_start: Callable[[], None] | None = None) -> int:
     """Run the generators to completion; returns the monotonic start of the schedule (ns)."""
     accept: Callable[[IntervalReport | FinalReport], None] = collector.accept
     if len(configs) == 1 and not isolate:
@@ -168,6 +172,8 @@ async def _generate(configs: list[GeneratorConfig], collector: Collector, stop: 
             if tune_gc:
                 tune_gc_for_load()
             start_ns = time.monotonic_ns() + int(START_SLACK_S * 1e9)
+            if on_start is not None:
+                on_start()
             await gen.run(start_ns, stop)
         finally:
             await gen.stop_driver()
@@ -178,6 +184,8 @@ async def _generate(configs: list[GeneratorConfig], collector: Collector, stop: 
         if proc.pid:
             sampler.watch(f"generator-{i}", proc.pid)
     start_ns = time.monotonic_ns() + int(START_SLACK_S * 1e9)
+    if on_start is not None:
+        on_start()
     pool.go(start_ns)
     waiter = asyncio.create_task(pool.wait())
     stopper = asyncio.create_task(stop.wait())

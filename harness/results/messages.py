@@ -48,6 +48,7 @@ class FinalReport:
     pids: dict[str, int] = field(default_factory=dict)
     expected: dict[str, int] = field(default_factory=dict)  # Completions.expect: deliveries owed per metric
     schedule_end_ns: int = 0  # monotonic: when the last op was due (or the stop came)
+    cpu_s: float = 0.0  # CPU time of the generator's process over its run (schedule and drain)
 
 
 def _sparse_wire(s: Sparse | None) -> list[Any] | None:
@@ -62,7 +63,7 @@ def to_wire(report: IntervalReport | FinalReport) -> dict[str, Any]:
     if isinstance(report, FinalReport):
         return {"type": "final", "process": report.process, "books": report.books, "late": report.late,
                 "problems": report.problems, "interrupted": report.interrupted, "pids": report.pids,
-                "expected": report.expected, "schedule_end_ns": report.schedule_end_ns}
+                "expected": report.expected, "schedule_end_ns": report.schedule_end_ns, "cpu_s": report.cpu_s}
     return {
         "type": "interval", "process": report.process, "t": report.t, "final": report.final,
         "counts": report.counts, "in_flight": report.in_flight,
@@ -76,7 +77,7 @@ def from_wire(data: dict[str, Any]) -> IntervalReport | FinalReport:
     if data["type"] == "final":
         return FinalReport(int(data["process"]), data["books"], int(data["late"]), list(data["problems"]),
                            bool(data["interrupted"]), dict(data["pids"]), dict(data.get("expected") or {}),
-                           int(data.get("schedule_end_ns") or 0))
+                           int(data.get("schedule_end_ns") or 0), float(data.get("cpu_s") or 0.0))
     kinds = {k: KindInterval(_sparse_unwire(v[0]), _sparse_unwire(v[1])) for k, v in data["kinds"].items()}
     extra = {k: s for k, v in data["extra"].items() if (s := _sparse_unwire(v)) is not None}
     return IntervalReport(int(data["process"]), int(data["t"]), bool(data["final"]), dict(data["counts"]),

@@ -150,6 +150,14 @@ class RunRecord:
         self.data["config"]["embedded"] = sorted(embedded)
         self.write()
 
+    def schedule_started(self, slack_s: float = 0.2) -> None:
+        """When the schedule starts (wall clock, as started_at): reports align other clocks on it."""
+        from datetime import timedelta
+
+        self.data["schedule_started_at"] = (datetime.now(UTC) + timedelta(seconds=slack_s)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ")
+        self.write()
+
     def end(self, interrupted: bool) -> None:
         self.data["ended_at"] = utc_now()
         self.data["interrupted"] = interrupted

@@ -35,7 +35,8 @@ def _op_block(counts: dict[str, Any], resp: HdrHistogram, svc: HdrHistogram, mea
     }
 
 
-def generator_verdict(collector: Collector, max_lag_ms: float, checked: bool) -> dict[str, Any]:
+def generator_verdict(collector: Collector, max_lag_ms: float, checked: bool, cpu_s: float = 0.0,
+                      sent: int = 0) -> dict[str, Any]:
     """Did the generator send on schedule? From the measured window's schedule lag."""
     lag = stats(collector.total("schedule-lag"))
     behind = [t for t, p99 in collector.lag_intervals if p99 > max_lag_ms * 1000]
@@ -48,6 +49,8 @@ def generator_verdict(collector: Collector, max_lag_ms: float, checked: bool) ->
         "schedule_lag_p99_ms": None if p99 is None else round(p99 / 1000, 3),
         "intervals_behind": behind[:100],
         "intervals_behind_count": len(behind),
+        "cpu_s": round(cpu_s, 3),
+        "cpu_us_per_op": round(cpu_s / sent * 1e6, 2) if sent else None,
     }
 
 
@@ -83,6 +86,7 @@ def build_summary(name: str, collector: Collector, finals: list[FinalReport], pr
     empty = not counts_by_kind or not overall_counts.get("scheduled")
     books_ok = all(balanced(c) for c in counts_by_kind.values()) and not missing
     observed = {m: stats(collector.total(m)) for m in collector.metrics()}
+    sent = int(overall_counts.get("scheduled", 0)) - int(overall_counts.get("not_sent", 0))
     deliveries = {}
     for metric, n in sorted(expected.items()):
         seen = int(observed.get(metric, {}).get("count", 0))
@@ -103,7 +107,7 @@ def build_summary(name: str, collector: Collector, finals: list[FinalReport], pr
         "ops": ops,
         "overall": overall,
         "schedule_lag_us": stats(collector.total("schedule-lag")),
-        "generator": generator_verdict(collector, max_lag_ms, check_generator),
+        "generator": generator_verdict(collector, max_lag_ms, check_generator, sum(f.cpu_s for f in finals), sent),
         "observed_us": observed,
         "deliveries": deliveries,
         "verify": {"problems": problems},

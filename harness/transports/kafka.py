@@ -210,6 +210,16 @@ class KafkaReader:
                     continue
             await asyncio.sleep(POLL_IDLE_S)
 
+    async def end_offsets(self, timeout_s: float = 5.0) -> dict[tuple[str, int], int]:
+        """The high watermark of every assigned partition, asked of the broker (off the event loop)."""
+        def ask() -> dict[tuple[str, int], int]:
+            out = {}
+            for tp in self._consumer.assignment():
+                _, high = self._consumer.get_watermark_offsets(tp, timeout_s, False)
+                out[(tp.topic, tp.partition)] = high
+            return out
+        return await asyncio.to_thread(ask)
+
     def positions(self) -> dict[tuple[str, int], int]:
         return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._consumer.assignment())}
 
