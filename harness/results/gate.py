@@ -1,15 +1,17 @@
 """The gate's rules, in one place: SLO and integrity checks on a run, and the exit codes.
 
 The HTML report reads these same functions, so a report and `edabench gate` never disagree on
-what passed. Exit codes a CI script can branch on (most severe first when several apply):
+what passed. Exit codes a CI script can branch on (`exit_code` returns the first that applies,
+in this order):
 
-    0  pass
     4  the run cannot be trusted: books do not balance, verification found problems, nothing
        ran, or the generator fell behind its schedule
+    130 interrupted (Ctrl-C): the run is partial, its goals are not judged
     1  an SLO goal was missed
     3  a regression against the baseline
-    2  usage error (bad spec or arguments, runs that cannot be compared)
-    130 interrupted (Ctrl-C)
+    0  pass
+
+    2  usage error (bad spec or arguments, runs that cannot be compared): the CLI's, before any verdict
 """
 
 from __future__ import annotations
