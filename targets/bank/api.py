@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from targets.bank import db
 from targets.bank.metrics import REGISTRY
 from targets.bank.retry import is_transient
+from targets.bank.topics import BASE_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,12 @@ class Status:
 
 
 class App:
-    def __init__(self, pool: asyncpg.Pool, status: Status) -> None:
+    """Serves the ledger in `schema` (the run's namespace; `bancaire` for the seed's names)."""
+
+    def __init__(self, pool: asyncpg.Pool, status: Status, schema: str = BASE_SCHEMA) -> None:
         self.pool = pool
         self.status = status
+        self.schema = db.checked(schema)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +108,7 @@ class App:
         if not _ID.fullmatch(cid):
             await _invalid(send, "id", "account id must be 1-64 chars of [A-Za-z0-9_.:-]")
             return
-        row = await db.get_compte(self.pool, cid)
+        row = await db.get_compte(self.pool, cid, self.schema)
         if row is None:
             await _json(send, 404, {"error": "compte_not_found", "id": cid})
         else:
@@ -119,7 +123,7 @@ class App:
         if limit is None:
             await _invalid(send, "limit", f"limit must be an integer in 1..{MAX_LIMIT}", raw[:40])
             return
-        rows = await db.transactions_of(self.pool, cid, limit)
+        rows = await db.transactions_of(self.pool, cid, limit, self.schema)
         if rows is None:
             await _json(send, 404, {"error": "compte_not_found", "id": cid})
         else:
@@ -129,7 +133,7 @@ class App:
         if not _ID.fullmatch(client_id):
             await _invalid(send, "client_id", "client id must be 1-64 chars of [A-Za-z0-9_.:-]")
             return
-        await _json(send, 200, {"comptes": await db.comptes_of_client(self.pool, client_id)})
+        await _json(send, 200, {"comptes": await db.comptes_of_client(self.pool, client_id, self.schema)})
 
 
 def parse_uint(raw: str, lo: int, hi: int) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any
 import fastavro
 
 from targets.bank.registry import SchemaRegistry
-from targets.bank.topics import SCHEMA_FILES, subject_for
+from targets.bank.topics import SCHEMA_FILES, SEED, Names
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 MAGIC = 0
@@ -58,17 +58,19 @@ def unframe(data: bytes | None) -> tuple[int, memoryview]:
 
 
 class Encoder:
-    """Producer side: registers every event schema once, then encodes without I/O."""
+    """Producer side: registers every event schema once, under the subjects of `names` (its topics'
+    namespace), then encodes without I/O."""
 
-    def __init__(self, registry: SchemaRegistry) -> None:
+    def __init__(self, registry: SchemaRegistry, names: Names = SEED) -> None:
         self._registry = registry
+        self._names = names
         self._ids: dict[str, int] = {}
         self._parsed: dict[str, Any] = {}
 
     async def register_all(self) -> dict[str, int]:
         for event in SCHEMA_FILES:
             text = load_schema_text(event)
-            self._ids[event] = await self._registry.register(subject_for(event), text)
+            self._ids[event] = await self._registry.register(self._names.subject_for(event), text)
             self._parsed[event] = parse(text)
         return dict(self._ids)
 

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from targets.bank.avro import Encoder
 from targets.bank.launcher import Launcher
 from targets.bank.registry import make_registry
-from targets.bank.topics import EVENT_TOPICS
+from targets.bank.topics import Names
 
 
 def _events(n_accounts: int, n_events: int, seed: int) -> tuple[list[Any], list[Any]]:
@@ -81,7 +81,7 @@ def _events(n_accounts: int, n_events: int, seed: int) -> tuple[list[Any], list[
     return opens, money
 
 
-async def _produce(kafka: str, enc: Encoder, events: list[Any]) -> float:
+async def _produce(kafka: str, enc: Encoder, names: Names, events: list[Any]) -> float:
     p = AIOKafkaProducer(
         bootstrap_servers=kafka, acks=1, linger_ms=5, enable_idempotence=False, max_batch_size=256 * 1024
     )
@@ -92,7 +92,7 @@ async def _produce(kafka: str, enc: Encoder, events: list[Any]) -> float:
         for name, key, rec in events:
             futs.append(
                 await p.send(
-                    EVENT_TOPICS[name],
+                    names.events[name],
                     enc.encode(name, rec),
                     key=key.encode(),
                     headers=[("edabench-op-id", b"bench"), ("edabench-origin", b"bench")],
@@ -105,18 +105,18 @@ async def _produce(kafka: str, enc: Encoder, events: list[Any]) -> float:
     return time.perf_counter() - t0
 
 
-async def _count(dsn: str) -> int:
+async def _count(dsn: str, schema: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
-        return int(await conn.fetchval("SELECT count(*) FROM bancaire.processed_events"))
+        return int(await conn.fetchval(f"SELECT count(*) FROM {schema}.processed_events"))
     finally:
         await conn.close()
 
 
-async def _drain(dsn: str, target: int, timeout_s: float) -> tuple[float, list[tuple[float, int]]]:
+async def _drain(dsn: str, schema: str, target: int, timeout_s: float) -> tuple[float, list[tuple[float, int]]]:
     t0 = time.perf_counter()
     samples = []
-    while (n := await _count(dsn)) < target:
+    while (n := await _count(dsn, schema)) < target:
         samples.append((time.perf_counter() - t0, n))
         if time.perf_counter() - t0 > timeout_s:
             raise TimeoutError(f"{n}/{target} processed after {timeout_s}s")
@@ -163,26 +163,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         await stack.start()
         services = dict(stack.urls)
-    opts = {
+    opts: dict[str, Any] = {
         "partitions": args.partitions,
         "instances": args.instances,
         "max_batch": args.max_batch,
         "fetch_wait_ms": args.fetch_wait_ms,
     }
     out: dict[str, Any] = {"events": args.events, **opts}
+    names = Names(f"bench-{uuid.uuid4().hex[:8]}")  # a namespace of its own: an external stack may be shared
+    launcher: Launcher | None = None
     try:
         opens, money = _events(args.accounts, args.events, args.seed)
-        launcher = Launcher(opts, services, None)
+        # the topics outlive the first stop: the backlog is built between the two starts
+        launcher = Launcher({**opts, "namespace": names.namespace, "keep_topics": True}, services, None)
         await launcher.start()  # creates everything, starts the service on the empty topics
         pool = await asyncpg.create_pool(services["postgres"], min_size=1, max_size=1)
-        enc = Encoder(make_registry(pool))
+        enc = Encoder(make_registry(pool), names)
         await enc.register_all()
-        await _produce(services["kafka"], enc, opens)
-        await _drain(services["postgres"], len(opens), 120)
+        await _produce(services["kafka"], enc, names, opens)
+        await _drain(services["postgres"], names.schema, len(opens), 120)
         await launcher.stop()  # the backlog is built while nothing consumes
-        out["produce_s"] = round(await _produce(services["kafka"], enc, money), 2)
+        out["produce_s"] = round(await _produce(services["kafka"], enc, names, money), 2)
         await pool.close()
-        launcher.o = {**opts, "reset": False, "group": launcher.group}
+        # this time the topics and the schema go at the stop
+        launcher.o = {**opts, "namespace": names.namespace, "reset": False, "group": launcher.group}
+        launcher.o["keep_schema"] = False
         t_start = time.perf_counter()
         await launcher.start()
         out["service_start_s"] = round(time.perf_counter() - t_start, 2)
@@ -206,7 +211,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         try:
             total = len(opens) + len(money)
-            drain_s, samples = await _drain(services["postgres"], total, args.timeout_s)
+            drain_s, samples = await _drain(services["postgres"], names.schema, total, args.timeout_s)
             out["service"] = await _stages(launcher)
         finally:
             if spy is not None:
@@ -220,6 +225,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["events_per_s"] = round((hi[1] - lo[1]) / max(1e-9, hi[0] - lo[0]))
         out["events_per_s_overall"] = round(len(money) / drain_s)
     finally:
+        if launcher is not None:  # after a failure: every process stopped, nothing left on the stack
+            launcher.o = {**launcher.o, "keep_topics": False, "keep_schema": False}
+            await launcher.stop()
         if stack is not None:
             await stack.stop()
     return out

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -31,9 +31,7 @@ from targets.bank.apply import APPLIED, DLQ, DUPLICATE, REJECTED, Decision, Ledg
 from targets.bank.avro import DecodeError, Decoder
 from targets.bank.retry import Backoff, Stopping, until_done
 from targets.bank.topics import (
-    DLQ as DLQ_TOPIC,
-)
-from targets.bank.topics import (
+    EVENT_TOPICS,
     H_DLQ_DETAIL,
     H_DLQ_OFFSET,
     H_DLQ_PARTITION,
@@ -41,9 +39,10 @@ from targets.bank.topics import (
     H_DLQ_TOPIC,
     H_OP_ID,
     H_ORIGIN,
-    INPUT_TOPICS,
-    OUTCOMES,
+    SEED,
+    Names,
     own_partition,
+    own_partitions,
 )
 from targets.bank.validate import check
 
@@ -66,6 +65,11 @@ class Config:
     session_timeout_ms: int = 3000
     instance: int = 0
     instances: int = 1
+    #: the run's topics and PostgreSQL schema
+    names: Names = field(default_factory=lambda: SEED)
+    #: the producer's linger: outcome (and DLQ) records of the batches finished within it share a
+    #: request and a stored batch; see `BankConsumer._next_outcome_partition` for why that matters
+    outcome_linger_ms: float = 5
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -111,13 +115,17 @@ class BankConsumer:
     ) -> None:
         self.cfg = cfg
         self.starts = starts or {}
-        self._out_part = 0
+        self.names = cfg.names
+        #: namespaced topic -> the seed's name, the metrics' label
+        self._topic_label = {cfg.names.events[e]: t for e, t in EVENT_TOPICS.items()}
+        self._out_parts: list[int] = [0]
+        self._out_next = 0
         self._dlq_part = 0
         self.pool = pool
         self.decoder = decoder
         self.status = status
         self.stopping = asyncio.Event()
-        self.writer = LedgerWriter(pool, self.stopping)
+        self.writer = LedgerWriter(pool, self.stopping, schema=cfg.names.schema)
         # (outcome delivery futures, offsets) of applied batches, committed in order off the hot path
         self._pending: asyncio.Queue[tuple[list[asyncio.Future[Any]], dict[TopicPartition, int]]] = asyncio.Queue(
             maxsize=16
@@ -135,7 +143,7 @@ class BankConsumer:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=cfg.kafka,
             acks=1,
-            linger_ms=1,
+            linger_ms=cfg.outcome_linger_ms,
             enable_idempotence=False,
             max_batch_size=256 * 1024,
             max_request_size=4 * 1024 * 1024,
@@ -144,14 +152,9 @@ class BankConsumer:
     async def run(self) -> None:
         await self.producer.start()
         await self.consumer.start()
-        self._out_part = own_partition(
-            self.cfg.instance, self.cfg.instances, len(await self.producer.partitions_for(OUTCOMES))
-        )
-        self._dlq_part = own_partition(
-            self.cfg.instance, self.cfg.instances, len(await self.producer.partitions_for(DLQ_TOPIC))
-        )
+        await self.plan_partitions()
         committer = asyncio.create_task(self._committer(), name="committer")
-        self.consumer.subscribe(list(INPUT_TOPICS), listener=_Listener(self))
+        self.consumer.subscribe(list(self.names.inputs), listener=_Listener(self))
         self.status.kafka = "connected"
         failures = 0
         backoff = Backoff(cap_s=5.0)
@@ -183,6 +186,17 @@ class BankConsumer:
                 await self.consumer.stop()  # leaves the group so partitions move at once
                 await self.producer.stop()
 
+    async def plan_partitions(self) -> None:
+        """The output partitions this instance writes to: its share of the outcome partitions, and
+        a DLQ partition of its own (see `topics.own_partitions`, `topics.own_partition`)."""
+        cfg = self.cfg
+        self._out_parts = own_partitions(
+            cfg.instance, cfg.instances, len(await self.producer.partitions_for(self.names.outcomes))
+        )
+        self._out_next = 0
+        n_dlq = len(await self.producer.partitions_for(self.names.dlq))
+        self._dlq_part = own_partition(cfg.instance, cfg.instances, n_dlq)
+
     def _rewind(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Consume `batch` again: its offsets were not committed, and a replay only yields duplicates."""
         for tp, recs in batch.items():
@@ -207,7 +221,7 @@ class BankConsumer:
         decisions: list[Decision | None] = [None] * len(records)
         dlq_futs = []
         for tp, recs in batch.items():
-            m.CONSUMED.labels(tp.topic).inc(len(recs))
+            m.CONSUMED.labels(self._topic_label.get(tp.topic, tp.topic)).inc(len(recs))
         for i, r in enumerate(records):
             try:
                 name, rec = self.decoder.decode(r.value)
@@ -286,7 +300,7 @@ class BankConsumer:
             (H_DLQ_PARTITION, str(r.partition).encode()),
             (H_DLQ_OFFSET, str(r.offset).encode()),
         ]
-        return await self.producer.send(DLQ_TOPIC, r.value, key=r.key, headers=headers, partition=self._dlq_part)
+        return await self.producer.send(self.names.dlq, r.value, key=r.key, headers=headers, partition=self._dlq_part)
 
     async def _publish(
         self,
@@ -316,11 +330,26 @@ class BankConsumer:
                 }
             )
         futs = []
+        topic = self.names.outcomes
         for origin, outs in by_origin.items():
             for k in range(0, len(outs), OUTCOME_CHUNK):
                 value = orjson.dumps(outs[k : k + OUTCOME_CHUNK])
-                futs.append(await self.producer.send(OUTCOMES, value, key=origin.encode(), partition=self._out_part))
+                part = self._next_outcome_partition()
+                futs.append(await self.producer.send(topic, value, key=origin.encode(), partition=part))
         return futs
+
+    def _next_outcome_partition(self) -> int:
+        """Round robin over this instance's share of the outcome partitions (p % instances == index).
+
+        Why: the embedded broker (Tansu, in-memory store) lists every stored batch of a partition
+        on each fetch that finds new data there, so its CPU grows with batches per partition x
+        fetch rate x run length. One outcome partition, one batch per consumed batch, read every
+        5 ms by the driver, saturated it after 2-4 minutes. More partitions divide that cost; a
+        longer linger makes fewer, larger batches. Only this instance writes to its partitions.
+        """
+        parts, i = self._out_parts, self._out_next
+        self._out_next = (i + 1) % len(parts)
+        return parts[i]
 
     async def flush_commits(self, timeout_s: float = 10.0) -> None:
         """Wait until every processed batch has its outcomes delivered and its offsets committed."""

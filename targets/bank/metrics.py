@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry()
 
+#: which run this instance serves: its namespace, PostgreSQL schema and consumer group
+SERVICE = Info("bancaire_service", "The run this instance serves (namespace, schema, group)", registry=REGISTRY)
+#: `topic` is the seed's name of the topic (no namespace prefix), so series keep their names across runs
 CONSUMED = Counter("bancaire_events_consumed", "Records consumed", ["topic"], registry=REGISTRY)
 APPLIED = Counter("bancaire_events_applied", "Events applied to the ledger", ["event"], registry=REGISTRY)
 DUPLICATES = Counter("bancaire_events_duplicate", "Events already processed (no effect)", registry=REGISTRY)

@@ -19,7 +19,7 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from targets.bank.avro import frame, load_schema_text
-from targets.bank.topics import DLQ, EVENT_TOPICS, H_OP_ID
+from targets.bank.topics import H_OP_ID, SEED, Names
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +102,18 @@ def records(ids: dict[str, int], tag: str) -> list[Poison]:
     return out
 
 
-async def read_dlq(bootstrap: str, op_ids: set[str], timeout_s: float = 30.0) -> dict[str, list[Any]]:
-    """DLQ records whose `edabench-op-id` is in `op_ids` (every delivery of each), read from the
-    start of the topic until every id was seen and nothing more came, or `timeout_s` passed."""
+async def read_dlq(
+    bootstrap: str, op_ids: set[str], timeout_s: float = 30.0, names: Names = SEED
+) -> dict[str, list[Any]]:
+    """DLQ records (of the namespace's DLQ) whose `edabench-op-id` is in `op_ids` (every delivery of
+    each), read from the start of the topic until every id was seen and nothing more came, or
+    `timeout_s` passed."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50)
     await c.start()
     found: dict[str, list[Any]] = {}
     try:
         await c.topics()
-        tps = [TopicPartition(DLQ, p) for p in sorted(c.partitions_for_topic(DLQ) or ())]
+        tps = [TopicPartition(names.dlq, p) for p in sorted(c.partitions_for_topic(names.dlq) or ())]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout_s
@@ -128,14 +131,16 @@ async def read_dlq(bootstrap: str, op_ids: set[str], timeout_s: float = 30.0) ->
         await c.stop()
 
 
-async def send(producer: AIOKafkaProducer, poisons: list[Poison], op_prefix: str) -> dict[str, Poison]:
-    """Send each poison to its event's topic with an `edabench-op-id` header; returns op id -> poison.
-    The producer needs `max_request_size` above 1 MB for the 1 MB field."""
+async def send(
+    producer: AIOKafkaProducer, poisons: list[Poison], op_prefix: str, names: Names = SEED
+) -> dict[str, Poison]:
+    """Send each poison to its event's topic (in the namespace) with an `edabench-op-id` header;
+    returns op id -> poison. The producer needs `max_request_size` above 1 MB for the 1 MB field."""
     sent: dict[str, Poison] = {}
     for i, p in enumerate(poisons):
         op_id = f"{op_prefix}{i}"
         fut = await producer.send(
-            EVENT_TOPICS[p.event], p.value, key=p.key.encode(), headers=[(H_OP_ID, op_id.encode())]
+            names.events[p.event], p.value, key=p.key.encode(), headers=[(H_OP_ID, op_id.encode())]
         )
         await fut
         sent[op_id] = p

@@ -67,7 +67,10 @@ class ConfluentRegistry:
             self._session = None
 
 
+#: one table for every namespace (subjects are namespaced with the topics, ids are per subject and
+#: schema): a driver registers where the service looks, whichever run's schema holds the ledger
 DDL = """
+CREATE SCHEMA IF NOT EXISTS bancaire;
 CREATE TABLE IF NOT EXISTS bancaire.schema_registry (
     id          SERIAL PRIMARY KEY,
     subject     TEXT NOT NULL,
@@ -79,7 +82,7 @@ CREATE TABLE IF NOT EXISTS bancaire.schema_registry (
 
 
 class PostgresRegistry:
-    """Registry kept in `bancaire.schema_registry`; the table is created with the ledger schema."""
+    """Registry kept in `bancaire.schema_registry`, shared by every namespace; created with the ledger."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool

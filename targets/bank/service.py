@@ -23,12 +23,15 @@ from typing import Any
 import asyncpg
 import uvicorn
 
+from targets.bank import metrics as m
 from targets.bank.api import App, Status
 from targets.bank.avro import Decoder
 from targets.bank.consumer import BankConsumer, Config
 from targets.bank.db import ENV_DSN, create_schema, load_start_offsets
+from targets.bank.procs import die_with_parent
 from targets.bank.registry import make_registry
 from targets.bank.retry import Stopping, is_transient, until_done
+from targets.bank.topics import Names
 
 log = logging.getLogger("bancaire")
 
@@ -50,7 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"PostgreSQL DSN; default ${ENV_DSN} (prefer it: a password on the command line shows in ps)",
     )
     p.add_argument("--schema-registry-url", default=None, help="Confluent registry; default: PostgreSQL table")
-    p.add_argument("--group", default="bancaire")
+    p.add_argument(
+        "--namespace",
+        default="",
+        help="prefix of every topic and suffix of the PostgreSQL schema (bancaire_<ns>); '' = the seed's names",
+    )
+    p.add_argument("--group", default=None, help="consumer group; default: the namespace's (<ns>.bancaire)")
     p.add_argument("--api-port", type=int, default=8080)
     p.add_argument("--api-host", default="127.0.0.1")
     p.add_argument("--instances", type=int, default=1)
@@ -58,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--instance-count", type=int, default=1, help="instances in the group (output partitioning)")
     p.add_argument("--max-batch", type=int, default=2000)
     p.add_argument("--fetch-wait-ms", type=int, default=5)
+    p.add_argument(
+        "--outcome-linger-ms", type=float, default=5, help="the outcome producer's linger: fewer, larger batches"
+    )
     p.add_argument(
         "--session-timeout-ms", type=int, default=3000, help="group session: how long a dead member holds partitions"
     )
@@ -67,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.postgres = args.postgres or os.environ.get(ENV_DSN)
     if not args.postgres:
         p.error(f"no PostgreSQL DSN: set {ENV_DSN} (or pass --postgres)")
+    try:
+        args.names = Names(args.namespace)
+    except ValueError as exc:
+        p.error(str(exc))
+    args.group = args.group or args.names.group
     return args
 
 
@@ -87,19 +103,21 @@ async def run_instance(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    names: Names = args.names
     pool = await _connect(args, stop)
     try:
 
         async def prepare() -> dict[tuple[str, int], int]:
             async with pool.acquire() as conn:
-                await create_schema(conn)
-                return await load_start_offsets(conn)
+                await create_schema(conn, schema=names.schema)
+                return await load_start_offsets(conn, names.schema)
 
         starts = await until_done(
             prepare, stop, "creating the ledger tables", record_error=lambda e: not is_transient(e)
         )
         registry = make_registry(pool, args.schema_registry_url)
         status = Status(args.instance_index)
+        m.SERVICE.info({"namespace": names.namespace, "schema": names.schema, "group": args.group})
         cfg = Config(
             kafka=args.kafka,
             group=args.group,
@@ -108,11 +126,13 @@ async def run_instance(args: argparse.Namespace) -> None:
             session_timeout_ms=args.session_timeout_ms,
             instance=args.instance_index,
             instances=args.instance_count,
+            names=names,
+            outcome_linger_ms=args.outcome_linger_ms,
         )
         consumer = BankConsumer(cfg, pool, Decoder(registry), status, starts)
         server = _Server(
             uvicorn.Config(
-                App(pool, status),
+                App(pool, status, names.schema),
                 host=args.api_host,
                 port=args.api_port,
                 log_level="warning",
@@ -145,8 +165,8 @@ async def run_instance(args: argparse.Namespace) -> None:
 
 
 def supervise(args: argparse.Namespace, argv: list[str]) -> int:
-    """Run N children of this module, one per instance; SIGTERM/SIGINT are forwarded to all.
-    The DSN reaches them in the environment, never on their command lines."""
+    """Run N children of this module, one per instance; SIGTERM/SIGINT are forwarded to all, and
+    they die with this process. The DSN reaches them in the environment, never on their command lines."""
     children: list[subprocess.Popen[bytes]] = []
     base = argv
     env = {**os.environ, ENV_DSN: args.postgres}
@@ -165,7 +185,7 @@ def supervise(args: argparse.Namespace, argv: list[str]) -> int:
             "--api-port",
             str(args.api_port + i),
         ]
-        children.append(subprocess.Popen(cmd, env=env))
+        children.append(subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent(os.getpid())))
 
     def forward(signum: int, _frame: Any) -> None:
         for c in children:

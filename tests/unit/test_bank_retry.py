@@ -125,7 +125,7 @@ async def test_a_record_that_fails_once_outside_the_database_is_tried_again_not_
 ) -> None:
     failures = [RuntimeError("glitch")]
 
-    async def apply_batch(conn: Any, events: list[Any]) -> list[Decision]:
+    async def apply_batch(conn: Any, events: list[Any], schema: str = "bancaire") -> list[Decision]:
         if failures:
             raise failures.pop()
         return [Decision(APPLIED)]
@@ -136,7 +136,7 @@ async def test_a_record_that_fails_once_outside_the_database_is_tried_again_not_
 
 
 async def test_a_record_that_fails_twice_the_same_way_is_dead_lettered(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def apply_batch(conn: Any, events: list[Any]) -> list[Decision]:
+    async def apply_batch(conn: Any, events: list[Any], schema: str = "bancaire") -> list[Decision]:
         raise KeyError("montant")
 
     monkeypatch.setattr(apply_module, "apply_batch", apply_batch)
