@@ -86,7 +86,6 @@ log = logging.getLogger(__name__)
 DEFAULT_VALUE_SIZE = 100
 LAG_EVERY_S = 1.0
 STALE_SLACK_MS = 2_000  # clock slack when leaving out records stamped before the run
-KEEP_UNKNOWN_TIMEOUT_S = 300.0  # how long unanswered ops are kept for matching when the timeout is unknown
 
 
 class ConfigError(ValueError):
@@ -495,8 +494,7 @@ class KafkaDriver(Driver):
         assert ctx is not None and admin is not None and reader is not None and matcher is not None
         topic = ctx.options["output_topic"]
         partitions = len(self._start_offsets)
-        timeout_s = getattr(ctx, "timeout_s", None)
-        keep_s = 2 * timeout_s + 5 if timeout_s else KEEP_UNKNOWN_TIMEOUT_S
+        keep_s = 2 * ctx.timeout_s + 5  # an op is forgotten long after the harness timed it out
         marks: deque[tuple[float, int]] = deque()
         loop = asyncio.get_running_loop()
         while True:

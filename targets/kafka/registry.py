@@ -10,11 +10,12 @@ Credentials go in the URL (`https://user:secret@host`), as the Confluent clients
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import fastavro
@@ -38,7 +39,10 @@ class RegistryClient:
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         parts = urlsplit(url)
-        self._auth = aiohttp.BasicAuth(parts.username or "", parts.password or "") if parts.username else None
+        self.headers: dict[str, str] = {}
+        if parts.username:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            self.headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         netloc = parts.hostname or ""
         if parts.port:
             netloc += f":{parts.port}"
@@ -48,7 +52,7 @@ class RegistryClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, auth=self._auth)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self.headers)
         return self._session
 
     async def register(self, subject: str, schema: str) -> int:
@@ -135,7 +139,7 @@ def registry_app() -> web.Application:
 
     async def register(request: web.Request) -> web.Response:
         try:
-            body = await request.json(content_type=None)
+            body = json.loads(await request.text())
             schema = body["schema"]
             if body.get("schemaType", "AVRO") != "AVRO":
                 return _error(422, 42201, f"schemaType {body['schemaType']!r}: this registry holds Avro only")
