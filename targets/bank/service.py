@@ -118,6 +118,7 @@ async def run_instance(args: argparse.Namespace) -> None:
         registry = make_registry(pool, args.schema_registry_url)
         status = Status(args.instance_index)
         m.SERVICE.info({"namespace": names.namespace, "schema": names.schema, "group": args.group})
+        log.info("namespace %r: schema %s, group %s", names.namespace, names.schema, args.group)
         cfg = Config(
             kafka=args.kafka,
             group=args.group,
