@@ -1,65 +1,46 @@
-"""Hooks edabench into a Locust process: recording, the worker-to-master channel, the run's end.
+"""Hooks edabench into a Locust process, whatever its role.
 
-Import it from a locustfile (``from harness.locust.plugin import install; install()``;
-`harness.locust.users` does it for you). Roles:
+* The master (or a stand-alone Locust) coordinates: one run directory per test
+  (`harness.locust.coordinator`), the web UI's HDR tab, Prometheus metrics.
+* A worker (or the stand-alone process) hosts a generator when it runs a `ScheduledOps` user
+  (`harness.locust.hosting`).
 
-* a process that runs users (a worker, or a stand-alone Locust) records every request
-  event into a `ProcessRecorder` and ships one report per second, then its books;
-* the master (or the stand-alone process) merges those reports into a run directory;
-* the master ends a timed run itself: at the end of the schedule it asks every worker to
-  drain and send its books, waits for all of them, writes the results, then quits (or
-  stops, keeping the web UI up). Locust's own `--run-time` quit does not wait for workers'
-  last messages, which would lose the end of the books.
+Importing `harness.locust.users` installs this; `install()` is idempotent.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import time
 from pathlib import Path
 from typing import Any
 
-import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.locust import webui
-from harness.locust.recording import ProcessRecorder, error_kind
-from harness.locust.runtime import (
-    ENV_DURATION,
-    ENV_END,
-    ENV_USERS,
-    MSG_FINISH,
+from harness.locust.coordinator import BOOKS_GRACE_S, Coordinator
+from harness.locust.hosting import Hosting
+from harness.locust.wire import (
+    MSG_FAILED,
+    MSG_GO,
+    MSG_PLAN,
+    MSG_READY,
     MSG_REPORT,
-    MSG_USERS,
-    OP_CONTEXT_KEY,
-    STATE,
-    env_float,
+    MSG_STOP,
+    Session,
 )
-from harness.locust.sink import ResultSink
-from harness.locust.workload import spec_from_env_or_file
-from harness.spec import Spec
+from harness.spec import SpecError, parse_spec
 
 log = logging.getLogger(__name__)
-END_SLACK_S = 0.5  # the master asks for books this long after the schedule's end (workers start later)
-BOOKS_GRACE_S = 15.0  # beyond the drain timeout, how long the master waits for workers' books
-
 _installed = False
-_tests = 0
+_roles: dict[str, Any] = {}
 
 
 def install() -> None:
-    """Register the listeners once per process (idempotent: every locustfile may call it)."""
     global _installed
-    if _installed:
-        return
-    _installed = True
-    events.init.add_listener(_on_init)
-    events.test_start.add_listener(_on_test_start)
-    events.test_stop.add_listener(_on_test_stop)
-    events.request.add_listener(_on_request)
-    events.quitting.add_listener(_on_quitting)
+    if not _installed:
+        _installed = True
+        events.init.add_listener(_on_init)
 
 
 def _role(runner: Any) -> str:
@@ -70,211 +51,89 @@ def _role(runner: Any) -> str:
     return "local"
 
 
-def _duration_s() -> float | None:
-    """The measured duration: from the edabench command, else none (the test runs until stopped)."""
-    if ENV_DURATION in os.environ:
-        return env_float(ENV_DURATION)
-    return None
+def standalone_session(environment: Any) -> Session | None:
+    """A plain `locust -f FILE` (no edabench command): the locustfile's spec, `--host` as its URL,
+    no services and nothing launched (so a target that launches its own system needs `url`)."""
+    from harness.locust.workload import spec_of_locustfile
+
+    opts = environment.parsed_options
+    locustfile = getattr(opts, "locustfile", None)
+    try:
+        spec, source = spec_of_locustfile(Path(str(locustfile)))
+    except (SpecError, OSError, SyntaxError):
+        if not environment.host:
+            return None
+        spec = parse_spec({"name": "locust-http", "target": "http", "target_options": {"url": environment.host}})
+        source = "--host"
+    else:
+        if environment.host:
+            spec = spec.with_overrides(target_options={**spec.target_options, "url": environment.host})
+    headless = bool(getattr(opts, "headless", False))
+    return Session(spec=spec.model_dump(mode="json"), source=source,
+                   timed=headless or bool(getattr(opts, "autostart", False)), end="quit" if headless else "stop")
+
+
+def _hosts(runner: Any, role: str) -> list[str]:
+    """The workers running a ScheduledOps user, in Locust's worker-index order."""
+    from harness.locust.users import ScheduledOps
+
+    names = {c.__name__ for c in runner.user_classes if issubclass(c, ScheduledOps)}
+    if role == "local":
+        return ["local"] if any(runner.user_classes_count.get(n, 0) for n in names) else []
+    nodes = runner.clients.ready + runner.clients.spawning + runner.clients.running
+    nodes = sorted(nodes, key=lambda node: runner.get_worker_index(node.id))
+    return [node.id for node in nodes if any(node.user_classes_count.get(n, 0) for n in names)]
 
 
 def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_: Any) -> None:
-    opts = environment.parsed_options
-    locustfile = getattr(opts, "locustfile", None) if opts is not None else None
-    spec = spec_from_env_or_file(locustfile)
-    if spec is None:
-        name = Path(str(locustfile or "locust")).stem or "locust"
-        spec = Spec(name=name, target="external")
-    STATE.spec = spec
+    if runner is None:
+        return
     role = _role(runner)
-    if role == "master":
-        runner.register_message(MSG_REPORT, _on_report)
-    elif role == "worker":
-        runner.register_message(MSG_FINISH, _on_finish, concurrent=True)
-        runner.register_message(MSG_USERS, _on_users)
-    if web_ui is not None:
-        webui.install(environment)
-
-
-# -- test start ---------------------------------------------------------------------------------------
-def _on_test_start(environment: Any, **_: Any) -> None:
-    global _tests
-    runner = environment.runner
-    role = _role(runner)
-    spec = STATE.spec
-    assert spec is not None
-    duration = _duration_s()
-    opts = environment.parsed_options
-    # open-model users share the rate by the test's user count: the UI may start another than -u
-    started_with = getattr(runner, "target_user_count", None) if role != "worker" else STATE.users_from_master
-    users = started_with or os.environ.get(ENV_USERS) or getattr(opts, "num_users", None) or 1
-    STATE.users_total = max(1, int(users))
-    if role == "master":
-        runner.send_message(MSG_USERS, {"users": STATE.users_total})  # ahead of the spawn messages
-    STATE.start_ns = time.monotonic_ns()
-    STATE.end_ns = STATE.start_ns + int((spec.warmup_s + duration) * 1e9) if duration is not None else None
-    STATE.stopping = False
     if role in ("master", "local"):
-        processes = runner.worker_count if role == "master" else 1
-        STATE.sink = ResultSink.create(spec, processes, duration, first=_tests == 0)
-        _tests += 1
-        log.info("edabench: recording to %s", STATE.sink.run_dir)
-    if role in ("worker", "local"):
-        index = int(getattr(runner, "worker_index", 0) or 0) if role == "worker" else 0
-        emit = _send_to_master(runner) if role == "worker" else _to_sink
-        rec = ProcessRecorder(index, spec.warmup_s, spec.timeout_s, emit)
-        rec.start(STATE.start_ns)
-        STATE.recorder = rec
-        gevent.spawn(_ticker, rec)
-    if role in ("master", "local") and duration is not None:
-        gevent.spawn(_end_of_schedule, environment, STATE.sink)
-
-
-def _on_users(environment: Any, msg: Any, **_: Any) -> None:
-    STATE.users_from_master = int((msg.data or {}).get("users") or 0) or None
-
-
-def _send_to_master(runner: Any) -> Any:
-    def emit(report: dict[str, Any]) -> None:
-        runner.send_message(MSG_REPORT, report)
-
-    return emit
-
-
-def _to_sink(report: dict[str, Any]) -> None:
-    if STATE.sink is not None:
-        STATE.sink.accept(report)
-
-
-def _ticker(rec: ProcessRecorder) -> None:
-    """Once a second: expire late ops, fold and ship the interval (the Collector's 1 s grid)."""
-    tick = 0
-    while not rec.finished and STATE.recorder is rec:
-        tick += 1
-        gevent.sleep(max(0.0, (rec.start_ns + tick * 1_000_000_000 - time.monotonic_ns()) / 1e9))
-        if rec.finished or STATE.recorder is not rec:
-            return
-        rec.sweep()
-        try:
-            rec.emit_interval()
-        except Exception:
-            log.exception("edabench: interval report failed")
-
-
-# -- recording ---------------------------------------------------------------------------------------
-def _on_request(request_type: str, name: str, response_time: float, response_length: int,
-                exception: BaseException | None = None, context: dict[str, Any] | None = None,
-                response: Any = None, **_: Any) -> None:
-    rec = STATE.recorder
-    if rec is None or rec.finished or not rec.started:
-        return
-    op = context.get(OP_CONTEXT_KEY) if context else None
-    rec.on_request(name, response_time or 0.0, error_kind(exception, response), op)
-
-
-def _on_report(environment: Any, msg: Any, **_: Any) -> None:
-    if STATE.sink is not None:
-        STATE.sink.accept(msg.data)
-
-
-# -- the end ------------------------------------------------------------------------------------------
-def _drain(rec: ProcessRecorder) -> None:
-    """Let in-flight arrivals answer (up to the spec's drain timeout) before closing the books."""
-    spec = STATE.spec
-    deadline = time.monotonic() + (spec.drain_timeout_s if spec is not None else 10.0)
-    while rec.in_flight and time.monotonic() < deadline:
-        rec.sweep()
-        gevent.sleep(0.02)
-
-
-def _close_recorder(runner: Any, interrupted: bool) -> None:
-    rec = STATE.recorder
-    if rec is None or rec.finished:
-        return
-    STATE.stopping = True
-    _drain(rec)
-    if rec.finished:
-        return
-    flush = getattr(runner, "_send_stats", None)
-    if _role(runner) == "worker" and callable(flush):
-        # Locust ships its own stats every 3 s; send the rest now, ahead of our books on the same
-        # socket, so the master's copy of Locust's numbers is complete when it writes the results
-        flush()
-    rec.finish(interrupted=interrupted)
-
-
-def _early() -> bool:
-    return STATE.end_ns is not None and time.monotonic_ns() < STATE.end_ns
-
-
-def _on_finish(environment: Any, msg: Any, **_: Any) -> None:
-    """Worker: the master asks for the books; finish the schedule (unless interrupted), drain, send them."""
-    interrupted = bool((msg.data or {}).get("interrupt"))
-    if STATE.end_ns is not None and not interrupted:
-        gevent.sleep(max(0.0, (STATE.end_ns - time.monotonic_ns()) / 1e9))
-    _close_recorder(environment.runner, interrupted=interrupted or _early())
-
-
-def _end_of_schedule(environment: Any, sink: ResultSink) -> None:
-    """Master / stand-alone: end a timed run with complete books, then quit or stop."""
-    assert STATE.end_ns is not None
-    gevent.sleep(max(0.0, (STATE.end_ns - time.monotonic_ns()) / 1e9 + END_SLACK_S))
-    if STATE.sink is not sink or sink.finalized:
-        return
-    runner = environment.runner
-    if _role(runner) == "local":
-        _close_recorder(runner, interrupted=False)
-    else:
-        STATE.stopping = True
-        runner.send_message(MSG_FINISH, {})
-        _wait_for_books(sink, (STATE.spec.drain_timeout_s if STATE.spec else 10.0) + BOOKS_GRACE_S)
-    try:
-        sink.finalize(environment)
-    finally:
-        if os.environ.get(ENV_END, "quit" if getattr(environment.parsed_options, "headless", False) else "stop") \
-                == "quit":
-            runner.quit()
+        session = Session.from_env() or standalone_session(environment)
+        if session is None:
+            log.error("edabench: no workload: the locustfile declares no EDABENCH spec and no --host was given")
         else:
-            runner.stop()
-
-
-def _wait_for_books(sink: ResultSink, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not sink.all_final() and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    if not sink.all_final():
-        log.error("edabench: %d of %d workers sent their books", len(sink.finals), sink.processes)
-
-
-def _on_test_stop(environment: Any, **_: Any) -> None:
-    """A stop from the web UI (or Locust's own end): close the books of this process / the run."""
-    role = _role(environment.runner)
-    interrupted = _early()
+            _coordinate(environment, runner, role, session, web_ui)
     if role in ("worker", "local"):
-        _close_recorder(environment.runner, interrupted)
-    sink = STATE.sink
-    if role in ("master", "local") and sink is not None and not sink.finalized:
-        _collect_books(environment.runner, sink, interrupted)
-        sink.finalize(environment, interrupted=interrupted)
+        _host(environment, runner, role)
+    # registered after the runner's own listener: quitting fires in reverse, so this runs first,
+    # while the workers are still connected and can send their books
+    environment.events.quitting.add_listener(_on_quitting)
+
+
+def _coordinate(environment: Any, runner: Any, role: str, session: Session, web_ui: Any) -> None:
+    def send(msg_type: str, data: dict[str, Any], client: str | None) -> None:
+        runner.send_message(msg_type, data, client_id=client if role == "master" else None)
+
+    co = Coordinator(environment, session, send, lambda: _hosts(runner, role))
+    _roles["coordinator"] = co
+    runner.register_message(MSG_READY, lambda msg, **_: co.on_ready(msg.data))
+    runner.register_message(MSG_FAILED, lambda msg, **_: co.on_failed(msg.data))
+    runner.register_message(MSG_REPORT, lambda msg, **_: co.on_report(msg.data))
+    environment.events.test_start.add_listener(lambda **_: co.on_test_start())
+    environment.events.spawning_complete.add_listener(lambda **_: co.on_spawned())
+    environment.events.test_stop.add_listener(lambda **_: co.on_test_stop())
+    if web_ui is not None:
+        webui.install(environment, co)
+
+
+def _host(environment: Any, runner: Any, role: str) -> None:
+    hosting = Hosting(environment, lambda msg_type, data: runner.send_message(msg_type, data),
+                      runner._send_stats if role == "worker" else None)
+    _roles["hosting"] = hosting
+    runner.register_message(MSG_PLAN, lambda msg, **_: hosting.on_plan(msg.data))
+    runner.register_message(MSG_GO, lambda msg, **_: hosting.on_go(msg.data))
+    runner.register_message(MSG_STOP, lambda msg, **_: hosting.on_stop(msg.data))
+    environment.events.test_stop.add_listener(lambda **_: hosting.stop())
 
 
 def _on_quitting(environment: Any, **_: Any) -> None:
-    """SIGTERM or Ctrl-C: collect the books that can be had, write the results (interrupted if early)."""
-    runner = environment.runner
-    role = _role(runner)
-    interrupted = _early()
-    if role in ("worker", "local"):
-        _close_recorder(runner, interrupted=interrupted)
-    sink = STATE.sink
-    if role in ("master", "local") and sink is not None and not sink.finalized:
-        _collect_books(runner, sink, interrupted)
-        sink.finalize(environment, interrupted=interrupted)
-
-
-def _collect_books(runner: Any, sink: ResultSink, interrupted: bool) -> None:
-    """Master: ask the workers that have not sent their books for them, and wait (a stop from the
-    UI has them already; a quit, from SIGTERM or Ctrl-C, stops the master without telling them)."""
-    if _role(runner) != "master" or sink.all_final():
-        return
-    STATE.stopping = True
-    runner.send_message(MSG_FINISH, {"interrupt": interrupted})
-    _wait_for_books(sink, (STATE.spec.drain_timeout_s if STATE.spec else 10.0) + 5.0)
+    co: Coordinator | None = _roles.get("coordinator")
+    wait_s = BOOKS_GRACE_S + (co.current.spec.drain_timeout_s if co is not None and co.current is not None else 10.0)
+    if co is not None:
+        co.on_quitting(wait_s)
+    hosting: Hosting | None = _roles.get("hosting")
+    if hosting is not None:
+        hosting.stop()
+        hosting.wait(wait_s)

@@ -1,7 +1,9 @@
 """Locust's master and local worker processes, started and stopped by PID.
 
 Locust runs in its own processes because it monkey-patches the standard library with
-gevent at import; the command that starts services and the target stays on asyncio.
+gevent at import; the command that starts services and the target stays on asyncio. They run
+in a session of their own: a Ctrl-C at the terminal reaches the command only, which asks the
+master to stop (the master then collects the books and writes the results before it quits).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class LocustProcesses:
         self._logs.append(log)
         return await asyncio.create_subprocess_exec(
             *self._cmd(args), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            env={**os.environ, **self.plan.env},
+            env={**os.environ, **self.plan.env}, start_new_session=True,
         )
 
     async def start(self) -> None:

@@ -1,1 +1,1 @@
-"""Locustfiles for `edabench locust`; each declares its target and goals in a literal `EDABENCH` dict."""
+"""Locustfiles for `edabench locust`: each names its workload (`EDABENCH`) and imports the user class."""
