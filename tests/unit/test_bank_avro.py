@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from targets.bank.avro import DecodeError, Decoder, Encoder
-from targets.bank.topics import SCHEMA_FILES
+from targets.bank.topics import EVENT_TOPICS, SCHEMA_FILES, Names
 
 
 class MemoryRegistry:
@@ -116,3 +116,15 @@ async def test_garbage_body_under_a_known_id_is_undecodable() -> None:
     with pytest.raises(DecodeError) as exc:
         dec.decode(good[:5] + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")
     assert exc.value.reason == "undecodable"
+
+
+async def test_a_namespaced_encoder_registers_under_its_topics_subjects_and_the_service_decodes_it() -> None:
+    reg = MemoryRegistry()
+    enc = Encoder(reg, Names("run-1"))
+    await enc.register_all()
+    assert {subject for subject, _ in reg.ids} == {f"run-1.{t}-value" for t in EVENT_TOPICS.values()}
+    dec = Decoder(reg)
+    data = enc.encode("DepotEffectue", DEPOT)
+    await dec.resolve(dec.unknown_ids([data]))
+    name, rec = dec.decode(data)
+    assert (name, rec["event_id"], rec["montant"]) == ("DepotEffectue", DEPOT["event_id"], DEPOT["montant"])
