@@ -9,7 +9,8 @@ directory's name), which prefixes its topics and consumer group and names its Po
 outcomes or rows. Namespace "" keeps the seed's names (one run at a time).
 
 Supervision: a task checks the instances every `check_interval_s`; one that ended unbidden (not
-in `stop`, not a chaos kill) is named in `problems` and restarted per `restart` / `max_restarts`.
+in `stop`, not a chaos kill) is named in `problems` (with t = seconds since the service was up) and
+restarted per `restart` / `max_restarts`.
 `problems` and `pids` are the very objects `start()` returned: the caller sees them change.
 
 Options: partitions (3), instances (1), reset (true), group, namespace ("auto"), schema_registry_url,
@@ -83,7 +84,6 @@ class Launcher:
         restart = str(o.get("restart", "always"))
         if restart not in RESTART_POLICIES:
             raise ValueError(f"bank option restart = {restart!r}: one of {', '.join(RESTART_POLICIES)}")
-        self._t0 = time.monotonic()
         self.problems = []
         self.restarts = {}
         self.pids = {}
@@ -128,6 +128,7 @@ class Launcher:
         except BaseException:
             await self.stop()
             raise
+        self._t0 = time.monotonic()  # the t= of a problem: seconds since the service was up
         self._watch = asyncio.create_task(self._supervise(restart, int(o.get("max_restarts", 5))), name="bank-watch")
         if o.get("kill_at_s") is not None:
             self._chaos = asyncio.create_task(self._kill_and_restart(), name="bank-chaos")
