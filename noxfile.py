@@ -77,3 +77,13 @@ def locust(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     workload = session.posargs[0] if session.posargs else "echo"
     session.run("edabench", "locust", workload, "--web", *session.posargs[1:])
+
+
+@nox.session
+def gate_noise(session: nox.Session) -> None:
+    """Baseline comparison noise: false alarms over 20 unchanged echo runs, detection of a 50% slower one.
+
+    `nox -s gate_noise -- --runs 20 --out gate_noise.json` (~7 min on 2 cores); exits 1 above one false alarm
+    or on a missed detection."""
+    session.install("-e", ".[test,bench]")
+    session.run("python", "-m", "benchmarks.gate_noise", *session.posargs)
