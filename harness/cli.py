@@ -235,8 +235,11 @@ def print_checks(checks: list[gating.Check], regressions: list[Any] | None = Non
                       "PASS" if c.passed else f"FAIL {c.detail}".strip())
     for r in regressions or []:
         def num(v: Any, unit: str = r.unit) -> str:
-            return "-" if v is None else f"{v:.4g} {unit}"
+            return "-" if v is None else f"{v:.4g} {unit}".strip()
 
+        if not r.unit:  # a note: a field that differs but may, or data the test could not use
+            table.add_row(r.op, f"baseline note: {r.metric}", "-", "-", "-", r.detail)
+            continue
         table.add_row(r.op, f"vs baseline {r.metric}", num(r.baseline), num(r.current),
                       "-" if r.ratio is None else f"x{r.ratio:.3f}",
                       "REGRESSION " + r.detail if r.regression else "ok")
@@ -246,8 +249,9 @@ def print_checks(checks: list[gating.Check], regressions: list[Any] | None = Non
 @app.command("gate")
 def gate_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run directory to check (several: the newest is checked)")],
-    baseline: Annotated[list[Path] | None, typer.Option(
-        help="Baseline run directory (repeat, or a glob's matches, to pool several)")] = None,
+    baseline: Annotated[list[str] | None, typer.Option(
+        help="Baseline run directory, or a quoted glob ('baselines/*-bank-smoke'); repeat to pool several "
+             "(3 or more give the run-to-run test its power)")] = None,
     force: Annotated[bool, typer.Option(help="Compare runs of different workloads, targets or rates anyway")]
     = False,
     junit: Annotated[Path | None, typer.Option(help="JUnit XML of the SLO checks (default RUN/gate.xml)")] = None,
@@ -269,7 +273,9 @@ def gate_cmd(
     checks = gating.evaluate_slos(summary)
     comparisons: list[Any] = []
     if baseline:
-        base_dirs = [p if p.is_dir() else p.parent for p in baseline if p.resolve() != run_dir.resolve()]
+        base_dirs = [p if p.is_dir() else p.parent for p in _expand(baseline) if p.resolve() != run_dir.resolve()]
+        if not base_dirs:
+            raise fail(f"--baseline {' '.join(baseline)}: no run directory matches")
         try:
             comparisons = baselines.compare(run_dir, base_dirs, force=force)
         except baselines.Incomparable as exc:
@@ -291,6 +297,17 @@ def gate_cmd(
 
 
 _mount_plugins()
+
+
+def _expand(patterns: list[str]) -> list[Path]:
+    """Baseline arguments: paths, or globs expanded here (a shell would hand the matches to RUNS)."""
+    import glob
+
+    out: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
+        out.extend(Path(m) for m in matches)
+    return out
 
 
 def main() -> None:
