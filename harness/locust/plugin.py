@@ -10,7 +10,9 @@ Importing `harness.locust.users` installs this; `install()` is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,11 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_: Any)
     if runner is None:
         return
     role = _role(runner)
+    from_command = Session.from_env()
+    if from_command is not None:
+        _die_with_parent()
     if role in ("master", "local"):
-        session = Session.from_env() or standalone_session(environment)
+        session = from_command or standalone_session(environment)
         if session is None:
             log.error("edabench: no workload: the locustfile declares no EDABENCH spec and no --host was given")
         else:
@@ -100,6 +105,15 @@ def _on_init(environment: Any, runner: Any = None, web_ui: Any = None, **_: Any)
     # registered after the runner's own listener: quitting fires in reverse, so this runs first,
     # while the workers are still connected and can send their books
     environment.events.quitting.add_listener(_on_quitting)
+
+
+def _die_with_parent() -> None:
+    """A Locust process the edabench command started ends with the command (SIGTERM: it writes
+    what it has), even when the command was killed and could not stop it."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def _coordinate(environment: Any, runner: Any, role: str, session: Session, web_ui: Any) -> None:

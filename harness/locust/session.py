@@ -7,8 +7,10 @@ then Locust's master and local workers as child processes, stopped by PID whatev
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -78,10 +80,13 @@ async def run_session(plan: Plan, locustfile: Path, source: str, opts: Any, comm
                 sigint = GracefulSigint("\nstopping: the test ends, its books are collected and written "
                                         "(Ctrl-C again to abort)", procs.interrupt)
                 sigint.install()
+                loop = asyncio.get_running_loop()
+                loop.add_signal_handler(signal.SIGTERM, procs.interrupt)  # stopped by a supervisor: the same
                 try:
                     await procs.wait_master()
                 finally:
                     sigint.remove()
+                    loop.remove_signal_handler(signal.SIGTERM)
             finally:
                 await procs.stop()
     finally:

@@ -10,7 +10,7 @@ without one hosts nothing. Give each worker one user (`edabench locust` does by 
 from __future__ import annotations
 
 import gevent
-from locust import User
+from locust import User, task
 
 from harness.locust.plugin import install
 
@@ -20,9 +20,13 @@ IDLE_S = 3600.0
 class ScheduledOps(User):
     """A placeholder user: while it lives, this worker's generator runs the schedule."""
 
-    def run(self) -> None:  # type: ignore[override]  # no tasks: the hosted generator does the work
+    def run(self) -> None:  # type: ignore[override]  # the hosted generator does the work
         while True:
             gevent.sleep(IDLE_S)
+
+    @task
+    def idle(self) -> None:
+        """Never run (`run` is replaced); Locust refuses a user class without a task."""
 
 
 install()
