@@ -1,35 +1,43 @@
-"""A Locust master with two local workers: the workers' HDR histograms merge exactly on the master.
+"""Locust's master/worker mode as across machines: two workers started on their own, as remote ones.
 
-Each worker ships its own totals with its books (locust-processes.json); merged here independently,
-they must give the summary's counts and percentiles bit for bit, and the hlog intervals must add up
-to the same count. Locust's own request count must match ours (its last stats are flushed first).
+`edabench locust` starts the master alone (`--workers 0 --expect-workers 2`); two `locust --worker`
+processes are then started separately, pointed at the master's address, with nothing from the
+command but the locustfile (the plan reaches them in Locust's messages). Each hosts a generator
+that takes its share of one arrival schedule (worker i of 2: arrivals i, i+2, ...); the master
+merges their HDR histograms exactly: the merged count is the sum of the workers' counts, and
+together they cover the schedule exactly once.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
 
-import orjson
 from hdrh.log import HistogramLogReader
 
-from harness.locust.coordinator import LocustOptions, LocustOutcome, execute
-from harness.loop import run
-from harness.recorder import decode, new_histogram, stats
+from tests.integration.locust_run import EDABENCH, LOCUST, free_port, only_run, read, running
 
-RATE = 200
+RATE = 100
 WARMUP_S = 1
 MEASURE_S = 3
-USERS = 4
-
-
-def _run(tmp_path: Path) -> LocustOutcome:
-    opts = LocustOptions(workload="echo", workers=2, users=USERS, spawn_rate=100, duration_s=MEASURE_S,
-                         warmup_s=WARMUP_S, runs_root=tmp_path, report=False)
-    return run(execute(opts))
+SPEC = f"""name = "two-workers"
+target = "echo"
+duration_s = {MEASURE_S}
+warmup_s = {WARMUP_S}
+[rate]
+rate = {RATE}
+[[ops]]
+name = "echo"
+[target_options]
+base_ms = 2
+[slo]
+check_generator = false
+"""
 
 
 def _hlog_count(path: Path) -> int:
+    from harness.results.hdr import new_histogram
+
     reader = HistogramLogReader(str(path), new_histogram())
     total = 0
     while (hist := reader.get_next_interval_histogram()) is not None:
@@ -37,32 +45,34 @@ def _hlog_count(path: Path) -> int:
     return total
 
 
-def test_master_merges_two_workers_exactly(tmp_path: Path) -> None:
-    outcome = _run(tmp_path)
-    assert outcome.ok, outcome.summaries
-    (run_dir,), (summary,) = outcome.run_dirs, outcome.summaries
-    assert summary["processes"] == 2 and summary["generator"] == "locust" and not summary["closed_loop"]
-    procs: dict[str, Any] = orjson.loads((run_dir / "locust-processes.json").read_bytes())
-    assert sorted(procs) == ["0", "1"]
+def test_two_separately_started_workers_merge_exactly(tmp_path: Path) -> None:
+    spec = tmp_path / "two-workers.toml"
+    spec.write_text(SPEC)
+    locustfile = tmp_path / "two_workers.py"  # what a remote machine would have: the locustfile only
+    locustfile.write_text(f"from harness.locust.users import ScheduledOps\n\nEDABENCH = {str(spec)!r}\n")
+    port = free_port()
+    runs = tmp_path / "runs"
+    master = [EDABENCH, "locust", str(locustfile), "--workers", "0", "--expect-workers", "2", "--master-bind-port",
+              str(port), "--runs-dir", str(runs), "--no-report"]
+    worker = [LOCUST, "-f", str(locustfile), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDABENCH_")}
+    with running(master, tmp_path / "master.log") as command, \
+            running(worker, tmp_path / "worker-0.log", env), running(worker, tmp_path / "worker-1.log", env):
+        command.wait(180)
+    assert command.returncode == 0, (tmp_path / "master.log").read_text()
 
-    merged = new_histogram()
-    measured_ok = scheduled = 0
-    for proc in procs.values():
-        worker_hist = decode(proc["totals"]["echo"]["response"])
-        assert worker_hist.get_total_count() > 0, "both workers ran users"
-        merged.add(worker_hist)
-        measured_ok += proc["books"]["echo"]["measured"]["ok"]
-        scheduled += proc["books"]["echo"]["scheduled"]
-        assert proc["arrivals"] == proc["books"]["echo"]["scheduled"]
-
+    run_dir = only_run(runs)
+    summary = read(run_dir / "summary.json")
+    processes = read(run_dir / "locust-processes.json")
+    assert sorted(processes) == ["0", "1"] and processes["0"]["worker"] != processes["1"]["worker"]
+    total = RATE * (WARMUP_S + MEASURE_S)
+    for index, proc in processes.items():
+        books = proc["books"]["echo"]
+        assert books["scheduled"] == len(range(int(index), total, 2)), "worker i takes arrivals i, i+2, ..."
+        assert proc["response_count"] == books["measured"]["ok"] + books["measured"]["timeout"] > 0
     block = summary["ops"]["echo"]
-    assert stats(merged) == block["response_time_us"]
-    assert block["counts"]["measured"]["ok"] == measured_ok == merged.get_total_count()
-    assert block["counts"]["scheduled"] == scheduled
-    assert abs(block["counts"]["measured"]["scheduled"] - RATE * MEASURE_S) <= USERS
-    assert block["counts"]["ok"] == block["counts"]["scheduled"], block["counts"]
-    assert _hlog_count(run_dir / "echo.response.hlog") == merged.get_total_count()
-    # Locust's own count covers the whole test (warm-up included), as ours does before the warm-up cut
-    assert summary["locust"]["echo"]["count"] == block["counts"]["ok"] + block["counts"]["error"]
-    run_json = orjson.loads((run_dir / "run.json").read_bytes())
-    assert run_json["ended_at"] and run_json["config"]["locust"]["processes"] == 2
+    merged = block["response_time_us"]["count"]
+    assert merged == sum(p["response_count"] for p in processes.values()) == _hlog_count(run_dir / "echo.response.hlog")
+    assert block["counts"]["scheduled"] == total and block["counts"]["ok"] == total
+    assert summary["processes"] == 2 and summary["books_balanced"]
+    assert summary["locust"]["echo"]["count"] == merged, "Locust's own stats saw every measured op"
