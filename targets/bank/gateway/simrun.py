@@ -123,6 +123,9 @@ def main() -> int:
     logging.basicConfig(level=os.environ.get("EDABENCH_LOG_LEVEL", "INFO"),
                         format="%(asctime)s simulation %(levelname)s %(name)s: %(message)s")
     _die_with_parent()
+    # until the run installs its own Ctrl-C handler (stop sending, drain, write), SIGINT is not fatal;
+    # the gateway sends it only after "started"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def emit(event: dict[str, Any]) -> None:
         out.write(orjson.dumps(event) + b"\n")

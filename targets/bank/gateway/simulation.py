@@ -88,6 +88,7 @@ class RunState:
     ended_at: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
     in_flight: int = 0
+    intervals: int = 0  # seconds of schedule reported so far
     result: dict[str, Any] | None = None
     error: str | None = None
     log: str | None = None
@@ -256,11 +257,14 @@ class Simulator:
             run.started_at = time.monotonic()
             if run.state == "starting":
                 run.state = "running"
+            elif self._stop_requested:  # asked to stop while it was starting
+                self._interrupt()
         elif kind == "interval":
             for k, v in ev.items():
                 if k not in ("event", "t", "in_flight") and isinstance(v, int):
                     run.counts[k] = run.counts.get(k, 0) + v
             run.in_flight = int(ev.get("in_flight") or 0)
+            run.intervals = max(run.intervals, int(ev.get("t") or 0) + 1)
         elif kind == "finished":
             run.result = ev.get("summary")
             run.run_dir = ev.get("run_dir") or run.run_dir
@@ -279,10 +283,16 @@ class Simulator:
             raise NotRunning("no simulation is running")
         if self.run.state != "stopping":
             self._stop_requested = True
+            # before "started" the run has no Ctrl-C handler yet: the signal waits for it
+            if self.run.state == "running":
+                self._interrupt()
             self.run.state = "stopping"
+        return self.status()
+
+    def _interrupt(self) -> None:
+        if self._proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 self._proc.send_signal(signal.SIGINT)
-        return self.status()
 
     async def wait(self, timeout_s: float | None = None) -> None:
         """Until the current run's process has ended and been accounted for."""
@@ -323,7 +333,10 @@ class Simulator:
             "errors": errors,
             "timeouts": c.get("timeout", 0),
             "in_flight": run.in_flight,
-            "rate": {"target": run.request.get("rate"), "observed": round(sent / elapsed, 3) if elapsed else 0.0},
+            # sent per second of schedule (start-up and drain are not sending time); the books' figure at the end
+            "rate": {"target": run.request.get("rate"),
+                     "observed": (run.result or {}).get("achieved_rate")
+                     or (round(sent / run.intervals, 3) if run.intervals else 0.0)},
         }
         if run.result is not None:
             out["result"] = run.result
