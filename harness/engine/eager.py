@@ -45,6 +45,22 @@ async def _continue(coro: Coroutine[Any, Any, Any], yielded: Any) -> Any:
             return stop.value
 
 
+class _Carrier(asyncio.Task):  # type: ignore[type-arg]
+    """A carrier Task. A cancel that comes after the hand-off but before the carrier has run goes to
+    the coroutine at its await, as a plain Task's would: thrown into `_carry` before its first line,
+    it would drop the coroutine (already past its synchronous part) without its cleanup."""
+
+    handoff: asyncio.Future[Any] | None = None
+    taken = False  # the carrier has the coroutine in hand
+    pending_cancel: tuple[Any, ...] | None = None  # (msg,) of a cancel waiting for that
+
+    def cancel(self, msg: Any = None) -> bool:
+        if self.taken or self.done() or self.handoff is None or not self.handoff.done():
+            return super().cancel(msg)
+        self.pending_cancel = (msg,)
+        return True
+
+
 class EagerRunner:
     """Steps coroutines in the caller's loop turn, handing suspended ones to carrier Tasks."""
 
@@ -56,12 +72,24 @@ class EagerRunner:
 
     def _new_spare(self) -> tuple[asyncio.Task[Any], asyncio.Future[Any]]:
         handoff: asyncio.Future[Any] = self.loop.create_future()
-        task = self.loop.create_task(self._carry(handoff))
+        task = _Carrier(self._carry(handoff), loop=self.loop)
+        task.handoff = handoff
         return task, handoff
 
     @staticmethod
     async def _carry(handoff: asyncio.Future[Any]) -> Any:
         coro, yielded = await handoff
+        carrier = asyncio.current_task()
+        if isinstance(carrier, _Carrier):
+            carrier.taken = True
+            if carrier.pending_cancel is not None:  # cancelled before it ran: at the coroutine's await
+                if yielded is None:
+                    try:
+                        yielded = coro.throw(asyncio.CancelledError(*carrier.pending_cancel))
+                    except StopIteration as stop:
+                        return stop.value
+                else:
+                    yielded.cancel(*carrier.pending_cancel)
         return await _continue(coro, yielded)
 
     def step(self, coro: Coroutine[Any, Any, Any]) -> tuple[Any, asyncio.Task[Any] | None]:

@@ -231,6 +231,7 @@ class LoadGenerator:
         mono = time.monotonic_ns
         sleep = asyncio.sleep
         start = self.start_ns
+        cap = spec.max_in_flight
         for ids, offsets in profile.arrivals(self.cfg.index, self.cfg.count):
             ids_l: list[int] = ids.tolist()
             due_l: list[int] = (offsets + start).tolist()
@@ -249,7 +250,11 @@ class LoadGenerator:
                     else:
                         await sleep(wait / 1e9)
                     continue
-                j = bisect_right(due_l, now, i, min(n, i + MAX_BATCH))
+                # ops of one pass are counted in flight only once sent: a pass takes no more than the
+                # cap leaves room for (so a burst cannot overshoot max_in_flight, nor the ring's size);
+                # at the cap, a pass only books ops not sent
+                room = cap - self.in_flight.live
+                j = bisect_right(due_l, now, i, min(n, i + MAX_BATCH, i + room) if room > 0 else min(n, i + MAX_BATCH))
                 self._dispatch(ids_l, kinds_l, due_l, i, j, now)
                 i = j
                 await sleep(0)  # completions, timers and I/O get their turn between passes
@@ -320,7 +325,9 @@ class LoadGenerator:
         ok_n, m_ok = books.ok, books.m_ok
         response, service = books.response, books.service
         warm_end, timeout_ns = self.warmup_end_ns, self.timeout_ns
-        plain = self.workload is None and not self._early
+        plain = self.workload is None
+        early = self._early  # completions the driver reported during its own send call
+        answered = self._answered
         finish = self._finish
         eager.begin()
         try:
@@ -330,14 +337,14 @@ class LoadGenerator:
                     result, task = step(send(op))
                 except Exception as exc:  # a send failure is an outcome, not a crash
                     self._sending = -1
-                    finish(op, type(exc).__name__, mono())
+                    answered(op, type(exc).__name__, mono())
                     continue
                 self._sending = -1
                 if task is not None:
                     self._carry(op, task)
                 elif result is None:
                     self._later(op)
-                elif plain and result.error is None and result.completed_ns is None:
+                elif plain and not early and result.error is None and result.completed_ns is None:
                     done = mono()
                     k = index[op.kind]
                     if done - op.intended_ns > timeout_ns:
@@ -349,7 +356,7 @@ class LoadGenerator:
                         response[k].add((done - op.intended_ns) // 1000)
                         service[k].add((done - op.sent_ns) // 1000)
                 else:
-                    finish(op, result.error, result.completed_ns or mono())
+                    answered(op, result.error, result.completed_ns)
         finally:
             eager.end()
 
@@ -368,18 +375,31 @@ class LoadGenerator:
                     continue
             except Exception as exc:
                 self._sending = -1
-                self._finish(op, type(exc).__name__, mono())
+                self._answered(op, type(exc).__name__, mono())
                 continue
             self._sending = -1
             if result is None:
                 self._later(op)
             else:
-                self._finish(op, result.error, result.completed_ns or mono())
+                self._answered(op, result.error, result.completed_ns)
 
     def _carry(self, op: Op, task: asyncio.Task[Any]) -> None:
-        self.in_flight.add(op, task)
         self._carriers.add(task)
         task.add_done_callback(partial(self._carried_done, op))
+        early = self._early.pop(op.id, None) if self._early else None
+        if early is not None:  # answered during send, which then went on waiting: its coroutine need not go on
+            task.cancel()
+            self._finish(op, early[0], early[1] or time.monotonic_ns())
+        else:
+            self.in_flight.add(op, task)
+
+    def _answered(self, op: Op, error: str | None, completed_ns: int | None) -> None:
+        """`send` answered synchronously (a Result, or an exception's name as the error)."""
+        early = self._early.pop(op.id, None) if self._early else None
+        if early is not None:  # the driver completed it during send already: that came first
+            self.late += 1
+            error, completed_ns = early
+        self._finish(op, error, completed_ns or time.monotonic_ns())
 
     def _later(self, op: Op) -> None:
         """The driver will complete `op` through its completions (or already did, during send)."""
@@ -438,12 +458,16 @@ class LoadGenerator:
         now = time.monotonic_ns()
         books = self.books
         warm_end = self.warmup_end_ns
+        timeout_ns = self.timeout_ns
         for op, task in self.in_flight.expire(deadline_ns):
             if task is not None and not task.done():
                 task.cancel()  # written off: the driver must not keep working for it
             k = books.index[op.kind]
-            books.record_timeout(k, op.intended_ns >= warm_end, (now - op.intended_ns) // 1000,
-                                 (now - op.sent_ns) // 1000)
+            # at its time of expiry, also when the end of the run writes it off sooner: a drain cut
+            # short must not make the percentiles better
+            expiry = max(now, op.intended_ns + timeout_ns)
+            books.record_timeout(k, op.intended_ns >= warm_end, (expiry - op.intended_ns) // 1000,
+                                 (expiry - op.sent_ns) // 1000)
 
     async def _sweeper(self) -> None:
         while True:

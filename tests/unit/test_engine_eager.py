@@ -232,6 +232,54 @@ async def test_cancelling_the_carrier_cancels_the_coroutine_at_its_await(runner:
     assert task.cancelled()
 
 
+async def test_a_carrier_cancelled_before_it_ran_still_cancels_the_coroutine_at_its_await(
+        runner: EagerRunner) -> None:
+    reached: list[str] = []
+
+    async def wait_forever() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            reached.append("cancelled at the await")
+            raise
+
+    runner.begin()
+    try:
+        _, first = runner.step_entered(wait_forever())
+        _, second = runner.step_entered(wait_forever())  # its carrier was made during this loop turn
+    finally:
+        runner.end()
+    assert first is not None and second is not None
+    assert second.cancel()  # e.g. the op was answered through completions in the same turn
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert second.cancelled()
+    assert reached == ["cancelled at the await"], "its cleanup ran, as for any cancelled task"
+    assert not first.done()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_coroutine_may_refuse_a_cancellation_before_its_carrier_ran(runner: EagerRunner) -> None:
+    async def stubborn() -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "finished anyway"
+        return "never"
+
+    runner.begin()
+    try:
+        runner.step_entered(after_a_turn(0))
+        _, task = runner.step_entered(stubborn())
+    finally:
+        runner.end()
+    assert task is not None
+    task.cancel()
+    assert await task == "finished anyway"
+
+
 async def test_close_cancels_the_spare_carrier() -> None:
     runner = EagerRunner(asyncio.get_running_loop())
     runner.step(at_once(1))
