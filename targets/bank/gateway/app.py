@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from uvicorn.protocols.utils import ClientDisconnected
 
 from targets.bank.gateway.hub import Client, Hub, UnknownTopics, control_message
-from targets.bank.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY
+from targets.bank.gateway.metrics import HTTP_REQUESTS, HTTP_SECONDS, REGISTRY, HubCollector
 from targets.bank.gateway.proxy import Backend, probe
 from targets.bank.gateway.simulation import BadRequest, Busy, NotRunning, Simulator
 from targets.bank.gateway.streamer import KafkaStreamer
@@ -69,6 +69,9 @@ class Gateway:
         self.health_timeout_s = health_timeout_s
         self.access_log = access_log
         self.close_wait_s = close_wait_s
+        #: the hub's totals, read at scrape time (a registry per app: tests run several in one process)
+        self.hub_metrics = CollectorRegistry()
+        self.hub_metrics.register(HubCollector(hub))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -106,7 +109,8 @@ class Gateway:
                 status = await self._health(send, extra)
             elif path == "/metrics":
                 status = 200
-                await reply(send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST.encode(), extra)
+                body = generate_latest(REGISTRY) + generate_latest(self.hub_metrics)
+                await reply(send, 200, body, CONTENT_TYPE_LATEST.encode(), extra)
             else:
                 status = 404
                 await reply_json(send, 404, {"error": "not_found", "detail": f"no route for {method} {path}"}, extra)

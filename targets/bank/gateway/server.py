@@ -25,7 +25,6 @@ from targets.bank.avro import Decoder
 from targets.bank.db import ENV_DSN
 from targets.bank.gateway.app import Gateway
 from targets.bank.gateway.hub import Hub
-from targets.bank.gateway.metrics import REGISTRY, HubCollector
 from targets.bank.gateway.proxy import Backend
 from targets.bank.gateway.simulation import DEFAULT_SHAPE, SimConfig, Simulator
 from targets.bank.gateway.streamer import KafkaStreamer
@@ -98,8 +97,6 @@ async def serve(args: argparse.Namespace) -> None:
     registry = make_registry(pool)
     session = aiohttp.ClientSession(auto_decompress=False, connector=aiohttp.TCPConnector(limit=256))
     hub = Hub(EVENT_TOPICS.values(), queue_limit=args.ws_queue)
-    collector = HubCollector(hub)
-    REGISTRY.register(collector)
     streamer = KafkaStreamer(args.kafka, args.names, hub, Decoder(registry), fetch_wait_ms=args.fetch_wait_ms)
     simulator = None
     if not args.no_simulation:
@@ -141,7 +138,6 @@ async def serve(args: argparse.Namespace) -> None:
         for t, res in zip(tasks, results, strict=True):
             if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
                 log.error("%s failed: %r", t.get_name(), res)
-        REGISTRY.unregister(collector)
         await session.close()
         await registry.close()
         await pool.close()
