@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -162,10 +163,11 @@ def deposit(event_id: str, compte_id: str, montant: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("postgres", ["embedded_postgres", "external_postgres"])
 async def test_two_runs_on_one_broker_and_one_database_see_only_their_own_events(
-    embedded_kafka: str, embedded_postgres: str, tmp_path: Path
+    embedded_kafka: str, postgres: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async with database(embedded_postgres) as dsn, contextlib.AsyncExitStack() as stack:
+    async with database(request.getfixturevalue(postgres)) as dsn, contextlib.AsyncExitStack() as stack:
         # started at the same moment: their DDL on the one database must not collide either
         a, b = await asyncio.gather(
             stack.enter_async_context(launched(embedded_kafka, dsn, tmp_path / "a" / "run")),
