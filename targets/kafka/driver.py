@@ -1,50 +1,59 @@
-"""KafkaDriver: a record per op to a user's topic, done at the broker's ack or on an output topic.
+"""KafkaDriver: a record per op to a user's topic, done at the broker's ack or when it comes out the far side.
 
     [target_options]
     topic = "orders"                  # required: where each op's record is produced
     bootstrap = "broker:9092"         # default: the harness's Kafka (embedded, or --kafka /
-                                      # EDABENCH_KAFKA_BOOTSTRAP); set it and no broker is started
-    create = true                     # a missing topic is created (false: refused before the run)
-    partitions = 3                    # partitions of a topic this run creates (default 1)
+                                      # EDABENCH_KAFKA_BOOTSTRAP); when set, no broker is started
+    kafka_config = { "security.protocol" = "SASL_SSL" }   # librdkafka properties for every client
+    create = true                     # a missing topic is created; false: refused before the run
+    partitions = 1                    # partitions of a topic this run creates
     replication = 1                   # replication factor of a topic this run creates
-    key = "{row.customer}"            # template; default: no key (partitions taken in turn)
-    value_size = 200                  # serializer "bytes": random bytes, drawn once (default 100)
-    value = "plain text {seq}"        # or a template (serializer "bytes": sent as UTF-8)
-    serializer = "bytes"              # "bytes" | "json" | "avro"
+
+    key = "{row.customer}"            # template; default none (partitions taken in turn)
     headers = { "source" = "edabench", "trace" = "{uuid}" }   # templates
-    data_file = "customers.csv"       # rows feed {row.COLUMN} placeholders (CSV or JSON lines)
+    serializer = "bytes"              # "bytes" | "json" | "avro"
+    value_size = 100                  # "bytes": random bytes, drawn once (the default: 100)
+    value = "text {seq}"              # "bytes": a template, sent as UTF-8
+                                      # "json"/"avro": a document (a table, or JSON text) whose string
+                                      # leaves are templates; a lone placeholder keeps its type
+                                      # ("{id}" is a number, "{id!s}" text)
+    value_file = "order.json"         # instead of value: a template file ("bytes") or a JSON document
+    data_file = "customers.csv"       # rows feed {row.COLUMN} (CSV with a header line, or JSON lines)
     data_order = "sequential"         # or "random"
+    schema_file = "order.avsc"        # "avro": the value's schema, in the Confluent wire format
+    schema_registry = "http://registry:8081"   # "avro": where it is registered (Confluent REST;
+                                      # user:secret@ in the URL for basic auth); default: an
+                                      # embedded registry served for the run
+    subject = "orders-value"          # "avro": default "<topic>-value" (TopicNameStrategy)
+
     acks = "all"                      # 0 | 1 | -1 | "all"
     linger_ms = 5                     # librdkafka's default; 0 for the lowest latency at low rates
     compression = "none"              # "none" | "gzip" | "snappy" | "lz4" | "zstd"
-    kafka_config = { "security.protocol" = "SASL_SSL" }   # any librdkafka property, both clients
 
     completion = "ack"                # "ack": done at the broker's acknowledgement (produce latency)
-                                      # "consume": done when a record for the op arrives on output_topic
-    output_topic = "orders-enriched"  # with completion = "consume"; may be `topic` itself
-    correlate = "header"              # how an output record names its op (completion = "consume"):
-                                      #   "header": the driver sets edabench-op = "<run tag>/<op id>"
-                                      #             and the processor copies headers (the default)
-                                      #   "key": the output record keeps the input's key (default key:
-                                      #          "<run tag>/<op id>")
-                                      #   "json:<dotted.path>": a field of the JSON output equals the
-                                      #          same field of the produced value
-                                      #   "avro:<dotted.path>": the same, for Confluent-Avro output
+                                      # "consume": done when the op's record arrives on output_topic
+    output_topic = "orders-enriched"  # "consume": where results arrive; may be `topic` itself
+    correlate = "header"              # "consume": how an output record names its op:
+                                      #   "header"  the driver sets edabench-op = "<run tag>/<op id>";
+                                      #             the processor copies record headers (default)
+                                      #   "key"     the processor keeps the record key (default key:
+                                      #             "<run tag>/<op id>")
+                                      #   "json:<dotted.path>"  the JSON output carries the produced
+                                      #             value's field at that path
+                                      #   "avro:<dotted.path>"  the same, Confluent Avro output (writer
+                                      #             schemas looked up in the registry by id)
 
-    # serializer = "json" or "avro": the value is a document whose string leaves are templates
-    [target_options.value]            # or value = '{"id": "{id}"}', or value_file = "order.json"
-    order_id = "{id}"                 # a lone placeholder keeps its type: {id} is a number;
-    customer = "{row.customer}"       # "{id!s}" makes it text
-    schema_file = "order.avsc"        # serializer "avro" (top level of [target_options])
-    schema_registry = "http://registry:8081"   # default: an embedded registry for the run
-    subject = "orders-value"          # default "<topic>-value" (TopicNameStrategy)
+    [target_options.value]            # serializer "json" or "avro", as a table
+    order_id = "{id}"
+    customer = "{row.customer}"
 
 Placeholders are those of harness.templating. Everything is checked once, before the first op:
-options, placeholders, the schema file, a sample value against the schema, the broker, the topics,
-the registry; a problem is refused naming its option. With completion = "consume", the output
-topic's partitions are all read from their current end without a consumer group, and the consumer
-lag (records on the output topic not read yet) is reported once a second as the gauge
-`consumer_lag`.
+options, placeholders, files, a sample value against the schema, the broker, the topics, the
+registry; a problem is refused naming its option. With completion = "consume" every partition of
+the output topic is read from its current end, without a consumer group, and the records not read
+yet are reported once a second as the gauge `consumer_lag` (from the broker's end offsets). A field
+or key correlation keeps the ops in flight in a table until their record arrives or they are twice
+the spec's timeout old; records stamped more than 2 s before the driver started are not matched.
 """
 
 from __future__ import annotations

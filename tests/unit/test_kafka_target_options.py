@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from harness.plan import make_plan
+from harness.protocol import Op
 from harness.spec import SpecError, parse_spec
-from harness.templating import TemplateError
+from harness.templating import OpVars, TemplateError
 from targets.kafka.avro import SchemaError
 from targets.kafka.driver import ConfigError, KafkaOptions, compile_options
 
@@ -175,3 +176,23 @@ async def test_a_data_file_column_placeholder_is_checked_against_the_file(tmp_pa
     data.write_text("name,tier\nada,gold\n")
     message = await compile_error(TemplateError, key="{row.customer}", data_file=str(data))
     assert message.startswith("target_options.key: the data file has no column 'customer'")
+
+
+async def test_a_json_value_file_is_a_document_with_placeholders(tmp_path: Path) -> None:
+    doc = tmp_path / "order.json"
+    doc.write_text('{"order": {"id": "{id}", "ref": "r-{seq}"}}')
+    setup = await compile_options(KafkaOptions.model_validate(
+        {"topic": "t", "serializer": "json", "value_file": str(doc)}), "127.0.0.1:9092")
+    assert setup.value is not None
+    data, rendered = setup.value.make(OpVars(Op(5, "op"), 6, 0, "run", None), 6)
+    assert rendered == {"order": {"id": 5, "ref": "r-6"}}
+    assert json.loads(data) == rendered
+
+
+async def test_a_bytes_value_file_is_a_text_template(tmp_path: Path) -> None:
+    text = tmp_path / "line.txt"
+    text.write_text("op {id} of {kind}")
+    setup = await compile_options(KafkaOptions.model_validate({"topic": "t", "value_file": str(text)}),
+                                  "127.0.0.1:9092")
+    assert setup.value is not None
+    assert setup.value.make(OpVars(Op(5, "buy"), 6, 0, "run", None), 6) == (b"op 5 of buy", None)
