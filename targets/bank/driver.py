@@ -1,23 +1,18 @@
 """BankDriver: the harness's handle on the bank pipeline.
 
-`launch` (once per run, parent process) prepares topics, tables and schemas and starts the
-bancaire service (1..N instance processes); without it, `start` does the same in process 0.
-`start` then opens an outcome reader and a producer; `send` encodes an event and hands it to Kafka
-(completion is asynchronous: the outcome record, correlated by the `edabench-op-id` header).
+`launch` (once per run, in the harness's process) prepares the run's namespaced topics, tables
+and schemas and starts the bancaire service (1..N supervised instance processes). `start` then
+opens the librdkafka producer and the outcome reader; `send_batch` encodes every due event and
+hands it to librdkafka in one pass; completion is asynchronous: the outcome record the service
+publishes after its PostgreSQL commit, correlated by the `edabench-op-id` header it echoes.
 
 Ops carry a payload built by the bank workload (`workloads.bank`), a dict:
 ``{"event": "DepotEffectue", "key": compte_id, "fields": {...Avro record...},
-"expect": "applied"|"duplicate"|"rejected"|"dlq", "raw": bytes | None}``. With `raw`, those bytes are
-sent as they are (corrupt-record tests). An outcome equal to `expect` completes the op as ok, so a
-deliberate overdraft that is rejected counts as ok; any other outcome completes it as an error of
-kind "status:reason" (e.g. "rejected:insufficient_funds" for a deposit that should have applied).
-
-Options (spec `[target_options]`): partitions (3), instances (1), reset (true: fresh tables, and a
-fresh consumer group starting at the current end of the topics), group (default per run),
-schema_registry_url (env EDABENCH_SCHEMA_REGISTRY_URL; default: a PostgreSQL table), api_port
-(0 = free ports), max_batch (2000), fetch_wait_ms (5), linger_ms (1), ready_timeout_s (60),
-stop_timeout_s (15), kill_at_s / restart_after_s (chaos: SIGKILL instance 0 that many seconds
-after the service is up, restart it later), lag_interval_s (1; 0 = no consumer_lag gauge).
+"expect": "applied"|"duplicate"|"rejected"|"dlq", "raw": bytes | None}``. With `raw`, those bytes
+are sent as they are (corrupt-record tests). An outcome equal to `expect` completes the op as ok,
+so a deliberate overdraft that is rejected counts as ok; any other outcome completes it as an
+error of kind "status:reason" (e.g. "rejected:insufficient_funds" for a deposit that should have
+applied).
 """
 
 from __future__ import annotations
@@ -25,48 +20,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness.protocol import DriverContext, Op
+from harness.protocol import Driver, DriverContext, Op
+from harness.transports.kafka import KafkaProducer, KafkaReader
 from targets.bank.avro import Encoder
 from targets.bank.launcher import Launcher
-from targets.bank.outcomes import Books, OutcomeReader
+from targets.bank.outcomes import Books, OutcomeHandler, watchdog
 from targets.bank.registry import make_registry
-from targets.bank.topics import EVENT_TOPICS, H_OP_ID, H_ORIGIN, group_lag, input_partitions, own_partition
-from targets.kafka_pump import ProducerPump
+from targets.bank.topics import H_OP_ID, H_ORIGIN, Names, group_lag, own_partition
 
 log = logging.getLogger(__name__)
 
 
-class BankDriver:
+class BankOptions(BaseModel):
+    """`[target_options]` of the bank target (and what its launch adds for the drivers)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partitions: int = Field(3, ge=1)
+    instances: int = Field(1, ge=1)
+    reset: bool = True
+    group: str | None = None
+    namespace: str = "auto"  # "auto": a namespace per run; "": the seed's topic and schema names
+    schema_registry_url: str | None = None
+    api_port: int = Field(0, ge=0)
+    max_batch: int = Field(2000, ge=1)
+    fetch_wait_ms: int = Field(5, ge=0)
+    linger_ms: float = Field(5, ge=0)  # the generator's producer
+    outcome_partitions: int | None = Field(None, ge=1)
+    outcome_linger_ms: float = Field(5, ge=0)
+    reader_fetch_wait_ms: int = Field(5, ge=0)
+    ready_timeout_s: float = Field(60, gt=0)
+    stop_timeout_s: float = Field(15, gt=0)
+    kill_at_s: float | None = None
+    restart_after_s: float = 5
+    restart: Literal["always", "never"] = "always"
+    max_restarts: int = Field(5, ge=0)
+    keep_topics: bool = False
+    keep_schema: bool = True
+    lag_interval_s: float = Field(1.0, ge=0)
+    stall_s: float = Field(15.0, gt=0)  # outcomes silent this long while due: the reader is deaf
+    # what launch() yields, merged in by the harness
+    bank_launched: bool = False
+    api_ports: list[int] = Field(default_factory=list)
+    pids: dict[str, int] = Field(default_factory=dict)
+
+
+class BankDriver(Driver):
     name: ClassVar[str] = "bank"
     needs: ClassVar[tuple[str, ...]] = ("kafka", "postgres")
+    Options: ClassVar[type[BaseModel]] = BankOptions
 
     def __init__(self) -> None:
         self.books = Books()
         self.dsn = ""
+        self.names = Names("")
         self._pool: asyncpg.Pool | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._pump: ProducerPump | None = None
-        self._reader: OutcomeReader | None = None
+        self._producer: KafkaProducer | None = None
+        self._reader: KafkaReader | None = None
         self._launcher: Launcher | None = None
         self._encoder: Encoder | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._ctx: DriverContext | None = None
         self._origin = b""
-        self._n_parts: dict[str, int] = {}
+        self._headers_origin: tuple[str, bytes] = (H_ORIGIN, b"")
+        self._own: tuple[int, int] | None = None  # (process index, count) when several processes write
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def launch(
-        cls, options: dict[str, Any], services: dict[str, str], run_dir: str
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def launch(cls, options: dict[str, Any], services: dict[str, str], run_dir: str
+                     ) -> AsyncIterator[dict[str, Any]]:
         """Start the service once per run; the yielded dict reaches every driver's options."""
         launcher = Launcher(options, services, run_dir)
         try:
@@ -87,61 +116,57 @@ class BankDriver:
     def pids(self) -> dict[str, int]:
         return self._launcher.pids if self._launcher is not None else {}
 
-    # ---- lifecycle -------------------------------------------------------------------------
+    # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self, ctx: DriverContext) -> None:
         self._ctx = ctx
-        o = ctx.options
+        o = dict(ctx.options)
         kafka, self.dsn = ctx.services["kafka"], ctx.services["postgres"]
-        self._origin = f"{ctx.run_id or uuid.uuid4().hex}/{ctx.process_index}".encode()
         if not o.get("bank_launched"):
             if ctx.process_index != 0:
                 raise RuntimeError("bank: several generator processes need the harness's launch() hook")
             self._launcher = Launcher(o, ctx.services, ctx.run_dir)
             o = ctx.options = {**o, **await self._launcher.start()}
+        opts = BankOptions.model_validate({k: v for k, v in o.items() if k in BankOptions.model_fields})
+        self.names = Names(str(o.get("namespace", "")))
+        self._origin = f"{ctx.run_id}/{ctx.process_index}".encode()
+        self._headers_origin = (H_ORIGIN, self._origin)
         try:
             self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=2)
-            registry = make_registry(self._pool, o.get("schema_registry_url"))
+            registry = make_registry(self._pool, opts.schema_registry_url)
             try:
-                self._encoder = Encoder(registry)
-                await self._encoder.register_all()  # already registered: returns the existing ids
+                self._encoder = Encoder(registry, self.names)
+                await self._encoder.register_all()  # already registered by the launch: returns the ids
             finally:
                 await registry.close()
-            self._reader = OutcomeReader(kafka, self._origin.decode(), self.books, ctx.completions)
-            await self._reader.start()
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=kafka,
-                acks=1,
-                linger_ms=int(o.get("linger_ms", 1)),
-                enable_idempotence=False,
-                max_batch_size=128 * 1024,
-            )
-            await self._producer.start()
-            self._pump = ProducerPump(self._producer, self._produce_failed)
-            self._pump.start()
+            complete = ctx.completions.complete
+            handler = OutcomeHandler(self._origin, self.books, complete)
+            self._reader = KafkaReader(kafka, [self.names.outcomes], handler.on_records,
+                                       fetch_wait_ms=opts.reader_fetch_wait_ms)
+            await self._reader.assign()
+            ctx.background(self._reader.run, "bank outcome reader")
+            self._producer = KafkaProducer(kafka, self._delivered, linger_ms=opts.linger_ms)
+            await self._producer.prepare(list(self.names.inputs))
+            ctx.background(self._producer.run, "bank producer")
             if ctx.process_count > 1:  # each generator process appends to partitions of its own
-                for topic in EVENT_TOPICS.values():
-                    self._n_parts[topic] = len(await self._producer.partitions_for(topic))
-            if float(o.get("lag_interval_s", 1.0)) > 0 and ctx.process_index == 0:
-                self._tasks.append(asyncio.create_task(self._lag_loop(kafka, o), name="bank-lag"))
+                self._own = (ctx.process_index, ctx.process_count)
+            timeout_ns = int(ctx.timeout_s * 1e9)
+            reader = self._reader
+            ctx.background(lambda: watchdog(self.books, reader.positions, reader.end_offsets, opts.stall_s,
+                                            timeout_ns), "bank outcome watchdog")
+            ctx.background(self._forget_timed_out, "bank in-flight pruning")
+            if opts.lag_interval_s > 0 and ctx.process_index == 0:
+                ctx.background(lambda: self._lag_loop(kafka, str(o.get("group") or "bancaire"),
+                                                      opts.lag_interval_s), "bank consumer lag")
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks = []
         try:
-            if self._pump is not None:
-                await self._pump.stop()
-                self._pump = None
             if self._producer is not None:
-                await self._producer.stop()
+                await self._producer.close()
             if self._reader is not None:
-                await self._reader.stop()
+                await self._reader.close()
         finally:
             self._producer = self._reader = None
             if self._launcher is not None:
@@ -151,66 +176,83 @@ class BankDriver:
                 await self._pool.close()
                 self._pool = None
 
-    # ---- ops -------------------------------------------------------------------------------
+    # ---- ops ----------------------------------------------------------------------------------
     async def send(self, op: Op) -> None:
-        self.send_nowait(op)
+        self.send_batch([op])
 
-    def send_nowait(self, op: Op) -> None:
-        """Encode and hand the record to the producer pump: no await, no Task per op."""
-        p: dict[str, Any] = op.payload
-        value = p.get("raw")
-        if value is None:
-            value = self._encoder.encode(p["event"], p["fields"])  # type: ignore[union-attr]
-        self.books.in_flight[op.id] = p.get("expect")
-        topic, key = EVENT_TOPICS[p["event"]], p["key"].encode()
-        part = None
-        if self._n_parts:
-            ctx = self._ctx
-            assert ctx is not None
-            part = own_partition(ctx.process_index, ctx.process_count, self._n_parts[topic], key)
-        self._pump.submit(  # type: ignore[union-attr]
-            op.id, topic, value, key, part, [(H_OP_ID, op.id.encode()), (H_ORIGIN, self._origin)]
-        )
-        self.books.sent += 1
-        p["sent"] = True  # tells the workload's ledger this op left (unsent ones are not reconciled)
+    def send_batch(self, ops: list[Op]) -> None:
+        """Encode and hand every due event to librdkafka: no await, no Task per op."""
+        encode = self._encoder.encode  # type: ignore[union-attr]
+        produce = self._producer.produce  # type: ignore[union-attr]
+        topics = self.names.events
+        in_flight = self.books.in_flight
+        origin = self._headers_origin
+        own = self._own
+        for op in ops:
+            p: dict[str, Any] = op.payload
+            value = p.get("raw")
+            if value is None:
+                value = encode(p["event"], p["fields"])
+            topic, key = topics[p["event"]], p["key"].encode()
+            part = None
+            if own is not None:
+                part = own_partition(own[0], own[1], self._producer.partitions(topic), key)  # type: ignore[union-attr]
+            in_flight[op.id] = (p.get("expect"), op.intended_ns)
+            produce(topic, value, key, part, [(H_OP_ID, str(op.id).encode()), origin], op_id=op.id)
+            self.books.sent += 1
+            p["sent"] = True  # tells the workload's ledger this op left (unsent ones are not reconciled)
 
-    def _produce_failed(self, op_id: str, exc: BaseException) -> None:
+    def _delivered(self, op_id: int, error: str | None) -> None:
+        """librdkafka's delivery report: only failures matter (success waits for the outcome)."""
+        if error is None:
+            return
         self.books.produce_failed += 1
-        if self.books.in_flight.pop(op_id, "gone") != "gone" and self._ctx is not None:
+        if self.books.in_flight.pop(op_id, None) is not None and self._ctx is not None:
             self._ctx.completions.complete(op_id, "produce_failed")
 
-    # ---- what a workload's verify() needs --------------------------------------------------
+    async def _forget_timed_out(self) -> None:
+        """Ops the harness has timed out are dropped from the driver's table (bounded memory); a
+        margin past the timeout lets a late outcome still be counted as late, not unknown."""
+        horizon = int(((self._ctx.timeout_s if self._ctx else 30.0) * 2 + 30) * 1e9)
+        while True:
+            await asyncio.sleep(1.0)
+            self.books.forget_older_than(time.monotonic_ns() - horizon)
+
+    # ---- what a workload's verify() needs ------------------------------------------------------
     def tallies(self) -> dict[str, Any]:
         return self.books.snapshot()
 
     async def accounts(self, prefix: str) -> dict[str, tuple[Decimal, str]]:
         """Balances and statuses of the accounts whose id starts with `prefix`."""
         rows = await self._pool.fetch(  # type: ignore[union-attr]
-            "SELECT id, solde, statut FROM bancaire.comptes WHERE starts_with(id, $1)", prefix
+            f"SELECT id, solde, statut FROM {self.names.schema}.comptes WHERE starts_with(id, $1)", prefix
         )
         return {r["id"]: (r["solde"], r["statut"]) for r in rows}
 
     async def event_statuses(self, event_ids: list[str]) -> dict[str, str]:
         rows = await self._pool.fetch(  # type: ignore[union-attr]
-            "SELECT event_id, status FROM bancaire.processed_events WHERE event_id = ANY($1::text[])", event_ids
+            f"SELECT event_id, status FROM {self.names.schema}.processed_events WHERE event_id = ANY($1::text[])",
+            event_ids,
         )
         return {r["event_id"]: r["status"] for r in rows}
 
-    # ---- background ------------------------------------------------------------------------
-    async def _lag_loop(self, kafka: str, o: dict[str, Any]) -> None:
+    # ---- background ---------------------------------------------------------------------------
+    async def _lag_loop(self, kafka: str, group: str, interval: float) -> None:
         """Gauge `consumer_lag`: end offsets minus the group's committed offsets, all input partitions."""
-        group = str(o.get("group", "bancaire"))
-        interval = float(o.get("lag_interval_s", 1.0))
-        tps = await input_partitions(kafka)
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
         probe = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
         await probe.start()
         try:
+            await probe.topics()
+            tps = [TopicPartition(t, p) for t in self.names.inputs for p in sorted(probe.partitions_for_topic(t) or ())]
             while True:
                 await asyncio.sleep(interval)
                 try:
                     lag = await group_lag(probe, tps)
                 except Exception as exc:
                     log.info("consumer lag unavailable (%s); gauge disabled", exc)
+                    await asyncio.Event().wait()  # stay alive (a supervised task must not end early)
                     return
                 if self._ctx is not None:
                     self._ctx.completions.gauge("consumer_lag", float(lag))

@@ -1,7 +1,12 @@
-"""Correlate outcome records with in-flight ops and keep the books of this generator process.
+"""Correlate outcome records with in-flight ops, and watch that the outcomes keep coming.
 
 The expected status travels with each op (deliberately bad events expect "rejected" or "dlq"), so
 an expected rejection completes as ok and only a surprise is an error, with kind "status:reason".
+
+The reader is the librdkafka `KafkaReader` (assign, no group), supervised by the harness: if it
+raises, the run stops at once naming it. A watchdog also fails the run when outcomes stop while
+ops wait for them and the outcome partitions' end keeps moving: the harness has gone deaf, and
+saying so beats reporting applied events as lost.
 """
 
 from __future__ import annotations
@@ -10,15 +15,17 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from targets.bank.topics import OUTCOMES
 
 log = logging.getLogger(__name__)
 OK_BY_DEFAULT = ("applied", "duplicate")
+
+
+class OutcomeStall(RuntimeError):
+    """Outcomes stopped reaching the driver while the service kept publishing them."""
 
 
 def error_kind(status: str, reason: str | None, expect: str | None, original: str | None = None) -> str | None:
@@ -37,15 +44,28 @@ def error_kind(status: str, reason: str | None, expect: str | None, original: st
 
 
 class Books:
-    """Counts of what was sent and what came back; `in_flight` maps op id -> expected status."""
+    """What was sent and what came back. `in_flight`: op id -> (expected status, intended ns)."""
 
     def __init__(self) -> None:
-        self.in_flight: dict[str, str | None] = {}
+        self.in_flight: dict[int, tuple[str | None, int]] = {}
         self.sent = 0
         self.produce_failed = 0
         self.statuses: Counter[str] = Counter()
         self.surprises: Counter[str] = Counter()
-        self.late = 0  # outcomes for op ids not in flight (a replay after a crash)
+        self.late = 0  # outcomes for op ids not in flight (a replay after a crash, or after a timeout)
+        self.forgotten = 0  # ops given up on (timed out) without an outcome
+        self.last_outcome_ns = 0
+
+    def forget_older_than(self, deadline_ns: int) -> None:
+        """Drop ops intended before `deadline_ns` (the harness has timed them out): memory stays
+        bounded by the ops of the last timeout window, however long the run."""
+        in_flight = self.in_flight
+        while in_flight:
+            op_id = next(iter(in_flight))
+            if in_flight[op_id][1] >= deadline_ns:
+                return
+            del in_flight[op_id]
+            self.forgotten += 1
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -55,47 +75,32 @@ class Books:
             "statuses": dict(self.statuses),
             "surprises": dict(self.surprises),
             "late": self.late,
+            "forgotten": self.forgotten,
         }
 
 
-class OutcomeReader:
-    """Reads every partition of the outcomes topic (no group) and completes this process's ops."""
+Complete = Callable[[int, str | None, int | None], None]
 
-    def __init__(self, bootstrap: str, origin: str, books: Books, completions: Any) -> None:
-        self.origin = origin.encode()
+
+class OutcomeHandler:
+    """Turns outcome records of this process (key = its origin) into completions."""
+
+    def __init__(self, origin: bytes, books: Books, complete: Complete) -> None:
+        self.origin = origin
         self.books = books
-        self.completions = completions
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=5,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        self._task: asyncio.Task[None] | None = None
+        self.complete = complete
+        self.unreadable = 0
 
-    async def start(self) -> None:
-        """Positions are pinned at the current end before any op is sent, so none is missed."""
-        await self.consumer.start()
-        await self.consumer.topics()  # metadata refresh
-        parts = self.consumer.partitions_for_topic(OUTCOMES) or set()
-        tps = [TopicPartition(OUTCOMES, p) for p in sorted(parts)]
-        self.consumer.assign(tps)
-        await self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self.consumer.position(tp)
-        self._task = asyncio.create_task(self._run(), name="bank-outcomes")
-
-    async def _run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=100)
-            for recs in batch.values():
-                for r in recs:
-                    if r.key == self.origin:
-                        try:
-                            self.handle(r.value)
-                        except (ValueError, KeyError, TypeError) as exc:  # one bad record must not stop the reader
-                            log.error("unreadable outcome record at %s:%d: %r", r.partition, r.offset, exc)
+    def on_records(self, records: list[Any]) -> None:
+        origin = self.origin
+        for rec in records:
+            if rec.key() != origin:
+                continue
+            try:
+                self.handle(rec.value())
+            except (ValueError, KeyError, TypeError) as exc:  # one bad record must not stop the reader
+                self.unreadable += 1
+                log.error("unreadable outcome record at %s:%d: %r", rec.partition(), rec.offset(), exc)
 
     def handle(self, value: bytes) -> None:
         outs = orjson.loads(value)
@@ -103,13 +108,16 @@ class OutcomeReader:
             outs = [outs]
         mono_now, wall_now = time.monotonic_ns(), time.time_ns()
         books = self.books
+        books.last_outcome_ns = mono_now
         for o in outs:
-            op_id = o.get("op_id")
+            raw = o.get("op_id")
             status = o["status"]
-            if op_id is None or op_id not in books.in_flight:
+            op_id = int(raw) if raw is not None else -1
+            entry = books.in_flight.pop(op_id, None)
+            if entry is None:
                 books.late += 1
                 continue
-            expect = books.in_flight.pop(op_id)
+            expect = entry[0]
             books.statuses[status] += 1
             err = error_kind(status, o.get("reason"), expect, o.get("original"))
             if err is not None:
@@ -117,15 +125,30 @@ class OutcomeReader:
             # completion at the service's DB commit (wall clock, same host), in monotonic terms
             done = mono_now - max(0, wall_now - int(o.get("processed_at") or wall_now))
             try:
-                self.completions.complete(op_id, err, done)
-            except Exception:  # a consumer's bug must not swallow the other outcomes of the record
+                self.complete(op_id, err, done)
+            except Exception:  # a bug there must not swallow the other outcomes of the record
                 log.exception("completing %s failed", op_id)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-        await self.consumer.stop()
+
+async def watchdog(books: Books, positions: Callable[[], dict[tuple[str, int], int]],
+                   ends: Callable[[], Awaitable[dict[tuple[str, int], int]]], stall_s: float, timeout_ns: int) -> None:
+    """Fail loudly when ops wait for outcomes that the service published but the reader never got.
+
+    Checked once a second: if the oldest op in flight is older than `stall_s` (beyond the run's
+    timeout), no outcome arrived for `stall_s`, and the outcome partitions hold records past the
+    reader's positions, the reader is deaf: raise (the supervisor stops the run, naming it)."""
+    while True:
+        await asyncio.sleep(1.0)
+        if not books.in_flight:
+            continue
+        now = time.monotonic_ns()
+        oldest = next(iter(books.in_flight.values()))[1]
+        quiet_ns = now - max(books.last_outcome_ns, oldest)
+        if now - oldest < timeout_ns + stall_s * 1e9 or quiet_ns < stall_s * 1e9:
+            continue
+        pos, end = positions(), await ends()
+        behind = {tp: end[tp] - pos[tp] for tp in end if pos.get(tp, -1) >= 0 and end[tp] > pos[tp]}
+        if behind:
+            raise OutcomeStall(f"the outcome reader received nothing for {quiet_ns / 1e9:.0f} s while "
+                               f"{len(books.in_flight)} ops waited and the outcome partitions hold "
+                               f"{sum(behind.values())} records past its position ({behind})")
