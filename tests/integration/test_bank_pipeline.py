@@ -41,10 +41,10 @@ class Completions:
     """Records what the driver reports."""
 
     def __init__(self) -> None:
-        self.results: dict[str, str | None] = {}
+        self.results: dict[int, str | None] = {}
         self.gauges: list[tuple[str, float]] = []
 
-    def complete(self, op_id: str, error: str | None = None, completed_ns: int | None = None) -> None:
+    def complete(self, op_id: int, error: str | None = None, completed_ns: int | None = None) -> None:
         self.results[op_id] = error
 
     def observe(self, metric: str, value_us: int) -> None:
@@ -53,7 +53,7 @@ class Completions:
     def gauge(self, name: str, value: float) -> None:
         self.gauges.append((name, value))
 
-    async def wait(self, *op_ids: str, within_s: float = 20.0) -> list[str | None]:
+    async def wait(self, *op_ids: int, within_s: float = 20.0) -> list[str | None]:
         deadline = time.monotonic() + within_s
         while not all(i in self.results for i in op_ids):
             assert time.monotonic() < deadline, f"no outcome for {[i for i in op_ids if i not in self.results]}"
@@ -75,12 +75,13 @@ class Bank:
         self.n += 1
         return f"{prefix}-{uuid.uuid4().hex[:8]}-{self.n}"
 
-    async def send(self, payload: dict[str, Any]) -> str:
-        op_id = self._id("op")
-        await self.driver.send(Op(op_id, "test", payload))
+    async def send(self, payload: dict[str, Any]) -> int:
+        self.n += 1
+        op_id = self.n
+        await self.driver.send(Op(op_id, "test", payload, time.monotonic_ns()))
         return op_id
 
-    async def open(self, solde: str = "0.00", client: str = "K1", expect: str = "applied") -> tuple[str, str]:
+    async def open(self, solde: str = "0.00", client: str = "K1", expect: str = "applied") -> tuple[str, int]:
         cid = self._id("C")
         fields = {
             "event_id": str(uuid.uuid4()),
@@ -151,7 +152,7 @@ async def bank(
     done = Completions()
     driver = BankDriver()
     ctx = DriverContext(
-        options={"instances": 1, "partitions": 3, "lag_interval_s": 0.5},
+        options={"instances": 1, "partitions": 3, "lag_interval_s": 0.5, "namespace": ""},
         completions=done,
         services={"kafka": embedded_kafka, "postgres": dsn},
         run_id=f"t-{name}",
@@ -221,7 +222,7 @@ async def test_corrupt_bytes_go_to_the_dlq_with_a_reason_and_the_next_event_appl
     assert headers[H_DLQ_TOPIC] == b"bancaire.depot.effectue"
 
 
-async def _dlq_headers_of(kafka: str, op_id: str) -> dict[str, bytes]:
+async def _dlq_headers_of(kafka: str, op_id: int) -> dict[str, bytes]:
     c = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest")
     await c.start()
     try:
@@ -234,7 +235,7 @@ async def _dlq_headers_of(kafka: str, op_id: str) -> dict[str, bytes]:
             for recs in (await c.getmany(timeout_ms=200)).values():
                 for r in recs:
                     h = dict(r.headers)
-                    if h.get(H_OP_ID) == op_id.encode():
+                    if h.get(H_OP_ID) == str(op_id).encode():
                         return h
         raise AssertionError(f"no DLQ record for {op_id}")
     finally:
