@@ -84,7 +84,9 @@ def _table(env: Any, run: TestRun) -> str:
                  f'<td data-key="failed">{failed}</td>',
                  f'<td data-key="locust_p99">{_locust_p99(env, run.spec.target, row["name"])}</td>']
         body.append(f'<tr data-name="{html.escape(row["name"])}">{"".join(cells)}</tr>')
-    return ('<table id="edabench-table" style="border-collapse:collapse;text-align:right">'
+    return ("<style>#edabench-table th,#edabench-table td{padding:3px 10px;text-align:right}"
+            "#edabench-table th:first-child,#edabench-table td:first-child{text-align:left}</style>"
+            '<table id="edabench-table" style="border-collapse:collapse">'
             f"<thead><tr><th>op</th><th># measured</th>{head}<th>p99 from send (ms)</th><th>failed</th>"
             f"<th>Locust's p99 (ms)</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
 
