@@ -193,8 +193,12 @@ class KafkaOptions(BaseModel):
         corr = Correlation.parse(v)
         if corr.mode != "header" and info.data.get("completion") != "consume":
             raise ValueError('correlate is used with completion = "consume" only')
-        if corr.by_field and info.data.get("serializer") not in ("json", "avro"):
+        serializer = info.data.get("serializer")
+        if corr.by_field and serializer not in ("json", "avro"):
             raise ValueError(f'{v!r} reads a field of the produced value too: it needs serializer "json" or "avro"')
+        if corr.mode == "avro" and serializer != "avro" and not info.data.get("schema_registry"):
+            raise ValueError(f"{v!r} decodes the processor's Avro output: it needs the schema_registry its "
+                             "writer schemas are registered in")
         return v
 
 

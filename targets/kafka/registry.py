@@ -9,7 +9,6 @@ Credentials go in the URL (`https://user:secret@host`), as the Confluent clients
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -194,5 +193,4 @@ async def embedded_registry(host: str = "127.0.0.1", port: int = 0) -> AsyncIter
         bound = runner.addresses[0][1]
         yield f"http://{host}:{bound}"
     finally:
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner.cleanup()
+        await runner.cleanup()

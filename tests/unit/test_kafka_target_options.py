@@ -80,6 +80,12 @@ def test_correlating_by_a_field_needs_a_structured_value() -> None:
     assert "field `target_options.correlate`" in message and 'serializer "json" or "avro"' in message
 
 
+def test_correlating_by_an_avro_field_of_json_input_needs_the_processors_registry() -> None:
+    message = plan_error(serializer="json", value={"id": "{id}"}, completion="consume", output_topic="out",
+                         correlate="avro:id")
+    assert "field `target_options.correlate`" in message and "needs the schema_registry" in message
+
+
 def test_avro_needs_a_schema_file() -> None:
     assert "field `target_options.schema_file`: serializer \"avro\" needs" in plan_error(
         serializer="avro", value={"a": 1})
