@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from importlib.resources import files
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -17,6 +17,7 @@ import orjson
 from targets.cart.catalogue import Product
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA_LOCK = 0x0CA27  # advisory lock: several services may prepare one database at once
 _SCHEMA = files("targets.cart").joinpath("schema.sql").read_text()  # read once, off the event loop
@@ -122,35 +123,24 @@ class Pool:
             conn.terminate()
         self._give(conn)
 
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+    async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         conn = await self._take()
         try:
-            rows = await conn.fetch(query, *args)
+            result = await call(conn)
         except BaseException as exc:
             self._done(conn, exc)
             raise
         self._give(conn)
-        return rows
+        return result
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._run(lambda conn: conn.fetch(query, *args))
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        conn = await self._take()
-        try:
-            row = await conn.fetchrow(query, *args)
-        except BaseException as exc:
-            self._done(conn, exc)
-            raise
-        self._give(conn)
-        return row
+        return await self._run(lambda conn: conn.fetchrow(query, *args))
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        conn = await self._take()
-        try:
-            value = await conn.fetchval(query, *args)
-        except BaseException as exc:
-            self._done(conn, exc)
-            raise
-        self._give(conn)
-        return value
+        return await self._run(lambda conn: conn.fetchval(query, *args))
 
     def acquire(self) -> _Acquire:
         """`async with pool.acquire() as conn` for a transaction, or `conn = await pool.acquire()`
