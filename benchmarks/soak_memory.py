@@ -2,10 +2,12 @@
 
     python -m benchmarks.soak_memory RUN_DIR [RUN_DIR ...] [--settle-s 60] [--band 0.10] [--out FILE]
 
-For each process: RSS at the end of the settle period, the lowest and highest after it, the last,
-and whether all stayed within +-band of the settled value. The embedded broker keeps every record
-in memory by design (an in-memory store), so it is reported separately and never judged: its
-growth is the data the run wrote. Exits 1 when a judged process leaves the band.
+For each process, over the schedule (start-up and shutdown left out): its private memory (resident
+minus shared pages; PostgreSQL's shared buffers fill as its cache warms, which is not a leak) at
+the end of the settle period, the lowest and highest after it, the last, and whether all stayed
+within +-band of the settled value; RSS is read where private memory was not recorded. The
+embedded broker keeps every record in memory by design (an in-memory store), so it is reported
+separately and never judged: its growth is the data the run wrote. Exits 1 when a judged process leaves the band.
 """
 
 from __future__ import annotations
@@ -27,15 +29,33 @@ def rss_series(run_dir: Path) -> dict[str, list[tuple[float, int]]]:
             continue
         row = orjson.loads(line)
         for name, proc in row.get("procs", {}).items():
-            if proc.get("rss_bytes") is not None:
-                series.setdefault(name, []).append((float(row["t"]), int(proc["rss_bytes"])))
+            value = proc.get("private_bytes", proc.get("rss_bytes"))
+            if value is not None:
+                series.setdefault(name, []).append((float(row["t"]), int(value)))
     return series
 
 
+def schedule_window(run_dir: Path) -> tuple[float, float]:
+    """(start, end) of the schedule on resources.jsonl's clock (seconds since the harness started):
+    start-up and shutdown (servers starting, PostgreSQL's backends exiting) are not the run."""
+    from datetime import datetime
+
+    run = orjson.loads((run_dir / "run.json").read_bytes())
+
+    def at(key: str) -> datetime:
+        return datetime.fromisoformat(run[key].replace("Z", "+00:00"))
+
+    offset = (at("schedule_started_at") - at("started_at")).total_seconds() if run.get("schedule_started_at") else 0.0
+    spec = run.get("spec", {})
+    return offset, offset + float(spec.get("warmup_s", 0)) + float(spec.get("duration_s", 0))
+
+
 def judge(run_dir: Path, settle_s: float = 60.0, band: float = 0.10) -> dict[str, Any]:
+    """RSS per process from `settle_s` into the schedule to its end."""
     out: dict[str, Any] = {}
+    start, end = schedule_window(run_dir)
     for name, points in sorted(rss_series(run_dir).items()):
-        after = [(t, r) for t, r in points if t >= settle_s]
+        after = [(t, r) for t, r in points if start + settle_s <= t <= end]
         if len(after) < 2:
             continue
         base = after[0][1]

@@ -65,13 +65,17 @@ class ResourceSampler:
     def _sample(self) -> bytes:
         procs = {}
         for name, proc in list(self.procs.items()):
-            cpu, rss = 0.0, 0
+            cpu, rss, private = 0.0, 0, 0
             try:
                 for member in self._tree(name, proc):
                     try:
                         with member.oneshot():
                             cpu += member.cpu_percent(None)
-                            rss += member.memory_info().rss
+                            mem = member.memory_info()
+                            rss += mem.rss
+                            # resident minus shared pages: what the process itself holds (PostgreSQL's
+                            # shared buffers and loaded libraries are shared), where a leak would show
+                            private += mem.rss - getattr(mem, "shared", 0)
                     except psutil.Error:
                         self._children.pop((name, member.pid), None)
             except psutil.Error:
@@ -80,7 +84,7 @@ class ResourceSampler:
             if not proc.is_running():
                 self.procs.pop(name, None)
                 continue
-            procs[name] = {"cpu_percent": round(cpu, 1), "rss_bytes": rss}
+            procs[name] = {"cpu_percent": round(cpu, 1), "rss_bytes": rss, "private_bytes": private}
         return orjson.dumps({"t": round(time.monotonic() - self._t0, 3), "procs": procs}) + b"\n"
 
     async def _loop(self) -> None:
