@@ -46,9 +46,8 @@ import psutil
 
 from benchmarks.common import (
     ACHIEVED_SHARE,
-    LAG_P99_LIMIT_US,
+    HTTP_LAG_P99_LIMIT_US,
     Step,
-    Timer,
     cpu_seconds,
     find_max_rate,
     fmt,
@@ -59,8 +58,9 @@ from benchmarks.common import (
     table,
     write_json,
 )
-from harness.loop import run
 from harness.engine.runner import RunOptions, execute
+from harness.loop import run
+from harness.plan import make_plan
 from harness.spec import parse_spec
 
 CONFIRM_BACKOFF = 0.8
@@ -219,10 +219,10 @@ async def edabench_step(url: str, rate: float, warmup_s: int, duration_s: int, r
         "target_options": {"transport": "http", "url": url, **({"connections": pool} if pool else {})},
     })
     s0 = cpu_seconds(server)
-    with Timer() as t:
-        outcome = await execute(spec, RunOptions(runs_root=runs_root, report=False,
-                                                 command=["benchmarks.http_generator"]))
-    step = step_from_outcome(rate, outcome, t.cpu, warmup_s, duration_s, run_dir=str(outcome.run_dir))
+    outcome = await execute(make_plan(spec), RunOptions(runs_root=runs_root, isolate=True,
+                                                        command=["benchmarks.http_generator"]))
+    step = step_from_outcome(rate, outcome, outcome.summary["generator"]["cpu_s"], warmup_s, duration_s,
+                             HTTP_LAG_P99_LIMIT_US, run_dir=str(outcome.run_dir))
     if step.ops_total:
         step.extra["server_cpu_us_per_request"] = (cpu_seconds(server) - s0) / step.ops_total * 1e6
     return step
@@ -331,7 +331,7 @@ async def bench(cfg: Config, work: Path | None = None, log: Any = print) -> dict
         "definition": {
             "edabench_rate": f"answered requests/s of a {cfg.seconds}s open-loop run at the max rate: the highest "
                              f"stepped rate with sent and answered >= {ACHIEVED_SHARE:.0%} of target, no failures "
-                             f"and schedule-lag p99 <= {LAG_P99_LIMIT_US // 1000} ms (retried at "
+                             f"and schedule-lag p99 <= {HTTP_LAG_P99_LIMIT_US // 1000} ms (retried at "
                              f"{CONFIRM_BACKOFF:.0%} if the {cfg.seconds}s run fails)",
             "wrk_and_locust_rate": "closed loop, as many requests as the tool can do",
             "cpu": "user+system CPU seconds of the client process / requests (server likewise)",

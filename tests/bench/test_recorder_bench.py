@@ -1,8 +1,9 @@
 """Recorder cost on the hot path, as a ratio to `HdrHistogram.record_value` measured in the same run.
 
-`Generator.finish` records an op with two `LatencyBuffer.add` calls (response and service time);
-without batching it would call `record_value` twice. Once a second the buffers are folded into
-histograms with `drain_into`. Run with `pytest tests/bench --benchmark-enable`: the ratios are in
+The load generator records an op with two `Recorder.add` calls (response and service time);
+without batching it would call `record_value` twice. Every 50 ms the buffers are folded into
+dense counts with numpy, and once a second `take` hands them over as sparse counts. Run with
+`pytest tests/bench --benchmark-enable`: the ratios are in
 each benchmark's `extra_info` (and printed). The default suite runs every test once, unmeasured;
 nothing here asserts on time, only on what was recorded.
 """
@@ -14,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.recorder import LatencyBuffer, new_histogram
+from harness.recorder import Recorder
+from harness.results.hdr import new_histogram
 
 OPS = 10_000  # ops per measured round
 VALUES = [int(v) for v in np.random.default_rng(1).lognormal(np.log(20_000), 1.5, OPS).clip(1, 3_600_000_000)]
@@ -49,7 +51,7 @@ def record_value_twice(hist: Any) -> Any:
     return hist
 
 
-def add_twice(response: LatencyBuffer, service: LatencyBuffer) -> tuple[LatencyBuffer, LatencyBuffer]:
+def add_twice(response: Recorder, service: Recorder) -> tuple[Recorder, Recorder]:
     r_add, s_add = response.add, service.add
     for v in VALUES:
         r_add(v)
@@ -64,15 +66,17 @@ def record_value_each(hist: Any) -> Any:
     return hist
 
 
-def filled_buffer() -> tuple[tuple[LatencyBuffer, Any], dict[str, Any]]:
-    buf = LatencyBuffer()
+def filled_buffer() -> tuple[tuple[Recorder, Any], dict[str, Any]]:
+    buf = Recorder()
     for v in VALUES:
         buf.add(v)
     return (buf, new_histogram()), {}
 
 
-def drain(buf: LatencyBuffer, hist: Any) -> Any:
-    buf.drain_into(hist)
+def drain(buf: Recorder, hist: Any) -> Any:
+    part = buf.take()
+    assert part is not None
+    part.add_to(hist)
     return hist
 
 
@@ -87,11 +91,11 @@ def test_anchor_record_value_twice_per_op(benchmark: Any) -> None:
 
 
 @pytest.mark.benchmark(group="recorder: record one op (response + service)")
-def test_latency_buffer_add_twice_per_op(benchmark: Any) -> None:
-    response, service = benchmark.pedantic(add_twice, setup=lambda: ((LatencyBuffer(), LatencyBuffer()), {}),
+def test_recorder_add_twice_per_op(benchmark: Any) -> None:
+    response, service = benchmark.pedantic(add_twice, setup=lambda: ((Recorder(), Recorder()), {}),
                                            rounds=50, warmup_rounds=1)
     assert len(response) == len(service) == OPS
-    note_ratio(benchmark, "record_value", "LatencyBuffer.add x2")
+    note_ratio(benchmark, "record_value", "Recorder.add x2")
 
 
 @pytest.mark.benchmark(group="recorder: fold 10,000 samples into a histogram")
@@ -105,8 +109,8 @@ def test_anchor_record_value_for_10k_samples(benchmark: Any) -> None:
 
 
 @pytest.mark.benchmark(group="recorder: fold 10,000 samples into a histogram")
-def test_drain_into_for_10k_samples(benchmark: Any) -> None:
+def test_fold_and_take_for_10k_samples(benchmark: Any) -> None:
     hist = benchmark.pedantic(drain, setup=filled_buffer, rounds=50, warmup_rounds=1)
     assert hist.get_total_count() == OPS
     assert hist.equals(record_value_each(new_histogram()))
-    note_ratio(benchmark, "record_value_10k", "LatencyBuffer.drain_into (10k)")
+    note_ratio(benchmark, "record_value_10k", "Recorder.take (10k)")
