@@ -47,8 +47,8 @@ class ProduceDriver:
         opts = ctx.options
         self._topic = str(opts.get("topic", TOPIC))
         self._value = b"x" * int(opts.get("record_bytes", 200))
-        complete = ctx.completions.complete
-        self._producer = KafkaProducer(ctx.services["kafka"], lambda op_id, err: complete(op_id, err),
+        self._producer = KafkaProducer(ctx.services["kafka"], ctx.completions.complete,
+                                       on_acked=ctx.completions.complete_many,
                                        acks=opts.get("acks", 1), linger_ms=float(opts.get("linger_ms", 5)))
         await self._producer.prepare([self._topic])
         # one acknowledged record first, so metadata and connections are ready before the schedule starts

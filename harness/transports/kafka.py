@@ -35,7 +35,8 @@ def _quiet_logger() -> logging.Logger:
 class KafkaProducer:
     """A librdkafka producer; `on_delivered(op_id, error)` is called for every op produced with an id."""
 
-    def __init__(self, bootstrap: str, on_delivered: Delivered | None = None, *, acks: int | str = 1,
+    def __init__(self, bootstrap: str, on_delivered: Delivered | None = None, *,
+                 on_acked: Callable[[list[int]], None] | None = None, acks: int | str = 1,
                  linger_ms: float = 5, compression: str | None = None, batch_bytes: int = 1_000_000,
                  queue_messages: int = 2_000_000, config: dict[str, Any] | None = None) -> None:
         from confluent_kafka import Producer
@@ -56,7 +57,10 @@ class KafkaProducer:
         conf.update(config or {})
         self._producer = Producer(conf)
         self._on_delivered = on_delivered
-        self._fifo: dict[tuple[str, int], deque[int]] = {}
+        # acknowledged op ids, handed over in one call per poll (one call per op costs more than the ack)
+        self._on_acked = on_acked
+        self._acked: list[int] = []
+        self._fifos: dict[str, list[deque[int]]] = {}  # topic -> partition -> op ids in produce order
         self._partitions: dict[str, int] = {}
         self._rr: dict[str, int] = {}
         self.failed = 0
@@ -72,37 +76,33 @@ class KafkaProducer:
             if info is None or info.error is not None or not info.partitions:
                 raise LookupError(f"topic {topic!r} does not exist on the broker")
             self._partitions[topic] = len(info.partitions)
+            self._fifos[topic] = [deque() for _ in range(len(info.partitions))]
         return dict(self._partitions)
 
     def partitions(self, topic: str) -> int:
         return self._partitions[topic]
 
-    def partition_for(self, topic: str, key: bytes | None) -> int:
-        n = self._partitions[topic]
-        if key is not None:
-            return zlib.crc32(key) % n
-        i = self._rr.get(topic, 0)
-        self._rr[topic] = i + 1
-        return i % n
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None, partition: int | None = None,
-                headers: list[tuple[str, bytes]] | None = None, op_id: int | None = None) -> None:
-        """Enqueue one record. Raises BufferError when librdkafka's queue is full."""
+                headers: list[tuple[str, bytes]] | None = None, op_id: int = -1) -> None:
+        """Enqueue one record to a topic `prepare` has seen. Raises BufferError when librdkafka's
+        queue is full. Called once per op: kept to a few dict and list operations."""
+        fifos = self._fifos[topic]
         if partition is None:
-            partition = self.partition_for(topic, key)
+            if key is not None:
+                partition = zlib.crc32(key) % len(fifos)
+            else:
+                i = self._rr[topic] = self._rr.get(topic, 0) + 1
+                partition = i % len(fifos)
         if headers:
             self._producer.produce(topic, value, key, partition, headers=headers)
         else:
             self._producer.produce(topic, value, key, partition)
-        slot = (topic, partition)
-        fifo = self._fifo.get(slot)
-        if fifo is None:
-            fifo = self._fifo[slot] = deque()
-        fifo.append(-1 if op_id is None else op_id)
+        fifos[partition].append(op_id)
         self.pending += 1
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
-        fifo = self._fifo.get((msg.topic(), msg.partition()))
+        fifo = self._fifos[msg.topic()][msg.partition()]
         op_id = fifo.popleft() if fifo else -1
         self.pending -= 1
         if err is not None:
@@ -111,27 +111,38 @@ class KafkaProducer:
                 self._on_delivered(op_id, f"produce_{err.name().lower()}")
             return
         self.delivered += 1
-        if op_id >= 0 and self._on_delivered is not None:
-            self._on_delivered(op_id, None)
+        if op_id >= 0:
+            if self._on_acked is not None:
+                self._acked.append(op_id)
+            elif self._on_delivered is not None:
+                self._on_delivered(op_id, None)
+
+    def _hand_over(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            self._on_acked(acked)  # type: ignore[misc]
 
     def poll(self) -> int:
         """Serve the delivery reports that are ready; returns how many."""
-        return int(self._producer.poll(0))
+        served = int(self._producer.poll(0))
+        self._hand_over()
+        return served
 
     async def run(self) -> None:
         """Drain delivery reports for as long as the producer lives (supervise this task)."""
-        poll = self._producer.poll
+        poll, hand_over = self._producer.poll, self._hand_over
         while True:
             served = poll(0)
+            hand_over()
             await asyncio.sleep(0 if served >= 1000 else POLL_IDLE_S)
 
     async def flush(self, timeout_s: float = 10.0) -> int:
         """Wait until every record is delivered or failed; returns how many are still queued."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while len(self._producer) and asyncio.get_running_loop().time() < deadline:
-            self._producer.poll(0)
+            self.poll()
             await asyncio.sleep(0.005)
-        self._producer.poll(0)
+        self.poll()
         return len(self._producer)
 
     async def close(self, timeout_s: float = 5.0) -> None:
