@@ -1,1 +1,1 @@
-"""Locust integration: open-model users, HDR recording of every request, run directories."""
+"""Locust front end: Locust workers host the engine's generator; the master merges their results."""

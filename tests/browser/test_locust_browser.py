@@ -107,15 +107,14 @@ def _devtools_port(profile: Path, proc: subprocess.Popen[bytes]) -> int:
     return int(marker.read_text().split()[0])
 
 
-def _wait_worker(base: str, timeout_s: float = 90.0) -> None:
-    """Until the web UI answers and its worker has connected (a test cannot start before)."""
+def _wait_stats(base: str, check: Any, what: str, timeout_s: float = 90.0) -> None:
+    """Until Locust's /stats/requests (what its UI polls; cached for a second or two) says so."""
     deadline = time.monotonic() + timeout_s
     while True:
         with contextlib.suppress(OSError, ValueError):
-            stats = json.loads(urllib.request.urlopen(f"{base}/stats/requests", timeout=2).read())
-            if stats.get("workers"):
+            if check(json.loads(urllib.request.urlopen(f"{base}/stats/requests", timeout=2).read())):
                 return
-        assert time.monotonic() < deadline, f"no worker connected to the master behind {base}"
+        assert time.monotonic() < deadline, f"waited {timeout_s:.0f} s for {what} at {base}"
         time.sleep(0.2)
 
 
@@ -146,9 +145,11 @@ def test_hdr_tab_draws_a_live_chart_then_the_final_numbers(tmp_path: Path) -> No
     command = [EDABENCH, "locust", str(spec), "--web", "--workers", "1", "--web-port", str(port), "--runs-dir",
                str(tmp_path / "runs"), "--no-gate"]
     with running(command, tmp_path / "edabench.log"):
-        _wait_worker(base)
+        _wait_stats(base, lambda s: s.get("workers"), "the worker to connect")  # a test cannot start before
         form = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1, "host": ""}).encode()
         urllib.request.urlopen(f"{base}/swarm", data=form, timeout=10).read()  # as the UI's Start button
+        # the UI opened on a stale "ready" shows its start form, not the tabs
+        _wait_stats(base, lambda s: s.get("state") == "running", "the test to run")
         profile = tmp_path / "profile"
         assert CHROMIUM is not None
         browser = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],

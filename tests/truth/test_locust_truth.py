@@ -64,7 +64,7 @@ def _one_locust_bucket(locust_ms: float, ours_us: float) -> bool:
     1 s, 100 ms below 10 s) and reports the bucket its percentile falls in: one step either way."""
     ms = ours_us / 1000
     step = 1.0 if ms < 100 else 10.0 if ms < 1000 else 100.0
-    return abs(locust_ms - ms) <= step
+    return abs(locust_ms - round(ms / step) * step) <= step
 
 
 def _truth(run_dir: Path) -> dict[str, Any]:
