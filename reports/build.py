@@ -12,6 +12,7 @@ from reports.loader import load_run
 from reports.model import run_view
 
 SUMMARY_NAME = "summary.md"
+COMPARE_NAME = "compare.md"  # a comparison never overwrites the compared run's own summary.md
 
 
 def default_output(run_dirs: list[Path], history_dir: Path | None = None) -> Path:
@@ -39,10 +40,20 @@ def build_report(
     history_dir: Path | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> Path:
-    """Write the HTML report (and `summary.md` next to it); return the HTML path.
+    """Write the HTML report (and its Markdown summary next to it); return the HTML path."""
+    return build(run_dirs, out, history_dir, tolerance)[0]
 
-    One run: the full report. Several: a comparison, the first run being the baseline.
-    `history_dir` adds a trend over every run found in that folder.
+
+def build(
+    run_dirs: list[Path],
+    out: Path | None = None,
+    history_dir: Path | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[Path, Comparison | None]:
+    """Write the HTML report and its Markdown summary; return the HTML path and the comparison.
+
+    One run: the full report, summary.md beside it. Several: a comparison (the first run is the
+    baseline), compare.md beside it. `history_dir` adds a trend over every run in that folder.
     """
     run_dirs = [Path(p) for p in run_dirs]
     out = Path(out) if out is not None else default_output(run_dirs, history_dir)
@@ -60,8 +71,9 @@ def build_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     if views:
-        (out.parent / SUMMARY_NAME).write_text(markdown.render(views, comparison), encoding="utf-8")
-    return out
+        name = COMPARE_NAME if comparison is not None else SUMMARY_NAME
+        (out.parent / name).write_text(markdown.render(views, comparison), encoding="utf-8")
+    return out, comparison
 
 
 def after_run(run_dir: Path) -> Path | None:

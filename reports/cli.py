@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,7 +37,7 @@ def report(
     ] = DEFAULT_TOLERANCE,
 ) -> None:
     """Write a self-contained HTML report and a Markdown summary (summary.md) next to it."""
-    from reports.build import build_report
+    from reports.build import build
     from reports.loader import RunDirError
 
     run_dirs = list(runs or [])
@@ -49,8 +49,32 @@ def report(
     if history_dir is not None and not history_dir.is_dir():
         raise typer.BadParameter(f"{history_dir}: not a directory", param_hint="--history")
     try:
-        path = build_report(run_dirs, output, history_dir=history_dir, tolerance=tolerance)
+        path, comparison = build(run_dirs, output, history_dir=history_dir, tolerance=tolerance)
     except RunDirError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if comparison is not None:
+        print_comparison(comparison)
     typer.echo(str(path))
+
+
+def print_comparison(comparison: Any) -> None:
+    """The comparison's verdicts in the terminal: the same rows, and the gate's own verdicts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for group in comparison.groups:
+        table = Table(title=f"{group.run.label} vs baseline {comparison.baseline.label}")
+        for col in ("op", "metric", "baseline", "this run", "change", "verdict"):
+            table.add_column(col, justify="left" if col in ("op", "metric", "verdict") else "right")
+        for r in group.rows:
+            def num(v: Any, unit: str = r.unit) -> str:
+                return "-" if v is None else f"{v:.4g} {unit}".strip()
+
+            table.add_row(r.op, r.metric, num(r.baseline), num(r.current),
+                          "-" if r.ratio is None else f"x{r.ratio:.3f}",
+                          "REGRESSION" if r.regression else r.verdict)
+        console.print(table)
+        for note in group.notes:
+            console.print(f"note: {note}", highlight=False)

@@ -1,15 +1,16 @@
 """Several runs side by side: overlaid spectra and time series, and the deltas of each run.
 
 The first run is the baseline. Each other run's deltas form one group (an op x metric matrix
-on the page, so a run id is printed once, not on every row). Whether a change is a regression is decided by the gate's
-`compare_runs` with the same tolerance, so the report and `edabench gate --baseline` agree;
-the tolerance is drawn as the noise band.
+on the page, so a run id is printed once, not on every row). Whether a change is a regression is
+decided by the gate's own statistical comparison (harness.results.baseline, through
+reports.gating.compare_runs), so the report and `edabench gate --baseline` agree; the tolerance is
+drawn as the noise band.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reports import charts
@@ -39,6 +40,7 @@ class DeltaGroup:
     run: RunData
     rows: list[DeltaRow]
     chart: str = ""
+    notes: list[str] = field(default_factory=list)  # what differs between the runs, data too thin to test
 
     @property
     def ops(self) -> list[str]:
@@ -82,10 +84,14 @@ def _verdict(ratio: float | None, regression: bool, tolerance: float) -> str:
     return "changed"
 
 
-def delta_rows(baseline: RunData, others: list[RunData], tolerance: float) -> list[DeltaRow]:
+def delta_rows(baseline: RunData, others: list[RunData], tolerance: float,
+               notes: list[str] | None = None) -> list[DeltaRow]:
     rows = []
     for run in others:
-        for d in compare_runs(run.summary, baseline.summary, tolerance):
+        deltas, run_notes = compare_runs(run.path, baseline.path, tolerance)
+        if notes is not None:
+            notes.extend(run_notes)
+        for d in deltas:
             ratio = float(d.ratio) if d.ratio is not None else None
             rows.append(DeltaRow(run.label, d.op, d.metric, d.baseline, d.current, ratio, bool(d.regression),
                                  _verdict(ratio, bool(d.regression), tolerance), getattr(d, "unit", "")))
@@ -107,7 +113,10 @@ def _ratio_chart(rows: list[DeltaRow], tolerance: float) -> str:
 
 def compare(runs: list[RunData], tolerance: float, with_charts: bool = True) -> Comparison:
     baseline, others = runs[0], runs[1:]
-    groups = [DeltaGroup(run, delta_rows(baseline, [run], tolerance)) for run in others]
+    groups = []
+    for run in others:
+        notes: list[str] = []
+        groups.append(DeltaGroup(run, delta_rows(baseline, [run], tolerance, notes), notes=notes))
     out: dict[str, str] = {}
     kinds: dict[str, dict[str, str]] = {}
     if with_charts:

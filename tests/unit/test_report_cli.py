@@ -44,7 +44,7 @@ def test_report_of_two_runs_to_a_chosen_file(mounted: typer.Typer, two_runs: tup
     result = CliRunner(env={"COLUMNS": "300"}).invoke(mounted, args)
     assert result.exit_code == 0, result.output
     assert "Noise band: ±20.0 %" in out.read_text()
-    assert (out.parent / "summary.md").is_file()
+    assert (out.parent / "compare.md").is_file()
 
 
 def test_history_alone_is_enough(mounted: typer.Typer, two_runs: tuple[Path, Path]) -> None:
