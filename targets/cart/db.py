@@ -75,8 +75,11 @@ class Pool:
         return conn
 
     async def _take(self) -> asyncpg.Connection:
-        if self._free:
-            return self._free.popleft()
+        while self._free:
+            conn = self._free.popleft()
+            if not conn.is_closed():
+                return conn
+            self._give(conn)  # closed while idle (server restart): replaced in the background
         if self._closed:
             raise asyncpg.InterfaceError("pool is closed")
         waiter: asyncio.Future[asyncpg.Connection] = asyncio.get_running_loop().create_future()
