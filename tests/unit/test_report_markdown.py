@@ -50,7 +50,7 @@ def test_comparison_summary_names_each_compared_run_once(tmp_path: Path) -> None
     base = make_run(tmp_path, RunShape(kinds=("deposit", "withdraw")))
     slower = make_run(tmp_path, RunShape(kinds=("deposit", "withdraw"), scale_us=1.5, seed=2, name="slower"))
     build_report([base, slower], tmp_path / "cmp.html")
-    text = (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "compare.md").read_text()
     label = load_run(slower).label
     section = text[text.index("### Against baseline") :]
     assert section.count(label) == 1
