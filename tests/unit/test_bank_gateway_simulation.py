@@ -66,6 +66,13 @@ def test_a_mix_and_workload_options_replace_the_shapes() -> None:
     assert s["workload_options"]["corrupt_share"] == 0 and s["workload_options"]["duplicate_share"] == 0.02
 
 
+def test_every_run_gets_a_seed_of_its_own_unless_it_asks_for_one() -> None:
+    # the workload's event ids follow from the seed and the ledger is never reset: one seed twice
+    # would send the same events twice, which the ledger ignores as duplicates
+    assert len({spec(b"{}")["seed"] for _ in range(5)}) == 5
+    assert spec(b'{"seed": 7}')["seed"] == 7
+
+
 def test_an_empty_body_is_the_seeds_defaults() -> None:
     s = spec(b"")
     assert s["rate"]["rate"] == 10 and s["duration_s"] == 60
@@ -129,6 +136,8 @@ def test_a_finished_run_reports_the_books_of_its_summary() -> None:
     result = {"counts": {"scheduled": 31, "ok": 31, "error": 0, "timeout": 0, "not_sent": 0}, "problems": [],
               "books_balanced": True, "achieved_rate": 10.2}
     sim._on_event(run, {"event": "finished", "ok": True, "run_dir": "/runs/r1", "summary": result})
+    assert sim.status()["state"] == "running"  # until its process has exited
+    sim._ended(run, 0)
     st = sim.status()
     assert (st["state"], st["sent"], st["errors"], st["result"]) == ("finished", 31, 0, result)
     assert st["rate"]["observed"] == 10.2 and "error" not in st
@@ -138,4 +147,20 @@ def test_a_run_that_failed_says_why() -> None:
     sim = Simulator(config())
     sim.run.state = "running"
     sim._on_event(sim.run, {"event": "failed", "error": "RuntimeError: no bank pipeline is running"})
+    sim._ended(sim.run, 2)
     assert sim.status()["state"] == "failed" and "no bank pipeline" in sim.status()["error"]
+
+
+def test_a_run_whose_process_died_without_a_word_is_failed_naming_its_log() -> None:
+    sim = Simulator(config())
+    sim.run.state, sim.run.log = "running", "/runs/.gateway/sim.log"
+    sim._ended(sim.run, -9)
+    st = sim.status()
+    assert st["state"] == "failed" and "code -9" in st["error"] and "sim.log" in st["error"]
+
+
+def test_a_run_stopped_on_request_is_stopped_even_if_its_process_ended_abruptly() -> None:
+    sim = Simulator(config())
+    sim.run.state, sim._stop_requested = "stopping", True
+    sim._ended(sim.run, -2)
+    assert sim.status()["state"] == "stopped"
