@@ -13,15 +13,13 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from targets.bank.gateway.app import Gateway
 from targets.bank.gateway.hub import Hub, event_message
-from targets.bank.gateway.server import _Server
 from targets.bank.gateway.subscriber import SubscribeError, Subscriber
 from targets.bank.gateway.web import Cors
-from targets.bank.procs import free_port
 from targets.bank.topics import EVENT_TOPICS
+from tests.unit.test_bank_gateway_proxy import gateway
 
 A, B = "bancaire.compte.ouvert", "bancaire.depot.effectue"
 UI = "http://localhost:5173"
@@ -40,20 +38,9 @@ class Served:
 @pytest_asyncio.fixture
 async def served() -> AsyncIterator[Served]:
     hub = Hub(EVENT_TOPICS.values(), queue_limit=100)
-    port = free_port()
-    server = _Server(uvicorn.Config(Gateway(hub, None, None, Cors([UI]), access_log=False, close_wait_s=30),
-                                    host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                                    ws="websockets-sansio", ws_per_message_deflate=False))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.01)
-        async with aiohttp.ClientSession() as http:
-            yield Served(hub, f"ws://127.0.0.1:{port}/ws", http)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
+    async with gateway(Gateway(hub, None, None, Cors([UI]), access_log=False, close_wait_s=30)) as url, \
+            aiohttp.ClientSession() as http:
+        yield Served(hub, url.replace("http://", "ws://") + "/ws", http)
 
 
 async def until(check: Callable[[], Any], within_s: float = 10.0, what: str = "") -> Any:

@@ -33,11 +33,9 @@ from targets.bank.gateway.streamer import KafkaStreamer
 from targets.bank.gateway.web import (
     BodyTooLarge,
     Cors,
-    Message,
     Receive,
     Scope,
     Send,
-    Trace,
     header,
     read_body,
     reply,
@@ -199,7 +197,6 @@ class Gateway:
         self.hub.register(client)
         writer = asyncio.create_task(self._write_pump(client, send), name=f"ws writer {client.id}")
         client.on_close = writer.cancel
-        reason = "disconnected"
         try:
             while True:
                 incoming = asyncio.ensure_future(receive())
@@ -218,7 +215,7 @@ class Gateway:
                 writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, ClientDisconnected, OSError):
                 await writer
-            self.hub.unregister(client, reason)
+            self.hub.unregister(client, "disconnected")  # a no-op for a dropped client, already gone
             if client.closing:
                 await self._close(client, send)
 
@@ -300,5 +297,3 @@ async def _answer(send: Send, status: int, body: Any, extra: list[tuple[bytes, b
     await reply_json(send, status, body, extra)
     return status
 
-
-__all__ = ["Gateway", "Message", "Trace"]
