@@ -11,10 +11,12 @@ For each N the feed runs at a constant rate; the gateway process's CPU (psutil) 
 the feed and after every subscriber has received every event. Reported per N: CPU per event, CPU
 per delivered message, and the marginal cost of one more delivery (the slope between the two
 largest N), plus the latency p50/p99/max at the probe. A step with N = 0 measures the feeder and
-the idle server, which the per-delivery figures subtract.
+the idle server, which the per-delivery figures subtract. `--parsing N` adds a step where all N
+subscribers are `Subscriber`s, for the client side's CPU per message (what a driver pays);
+`--max-rate` one that feeds as fast as the gateway goes.
 
     python -m benchmarks.gateway_fanout [--subscribers 0,1,10,100] [--rate 1000] [--seconds 10]
-                                        [--max-rate] [--out fanout.json]
+                                        [--parsing 20] [--max-rate] [--out fanout.json]
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import uvicorn
 from aiokafka import TopicPartition
 from hdrh.histogram import HdrHistogram
 
-from benchmarks.common import cpu_seconds, machine, table, write_json
+from benchmarks.common import cpu_seconds, machine, self_cpu, table, write_json
 from targets.bank.avro import Decoder, Encoder
 from targets.bank.gateway.app import Gateway
 from targets.bank.gateway.hub import Hub
@@ -207,45 +209,48 @@ async def _wait(check: Any, within_s: float, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def step(port: int, proc: psutil.Process, n: int, rate: float, seconds: float) -> dict[str, Any]:
+async def step(port: int, proc: psutil.Process, n: int, rate: float, seconds: float,
+               parsing: bool = False) -> dict[str, Any]:
+    """One feed to n subscribers. `parsing`: all n are `Subscriber`s (JSON parsed, a callback per
+    event), to measure the subscriber side; else one is and n - 1 count bytes."""
     url = f"http://127.0.0.1:{port}"
     loop = asyncio.get_running_loop()
     counters: list[CountingClient] = []
-    for _ in range(max(0, n - 1)):
+    for _ in range(0 if parsing else max(0, n - 1)):
         _, c = await loop.create_connection(lambda: CountingClient(f"127.0.0.1:{port}", [TOPIC]), "127.0.0.1", port)
         await asyncio.wait_for(c.subscribed, 10)
         await _wait(lambda c=c: c.bytes > 0, 10, "the subscription's status reply")
         counters.append(c)
     latency = HdrHistogram(1, 60_000_000, 3)
-    probe_got = [0]
     start_bytes = {id(c): c.bytes for c in counters}
 
     def on_event(topic: str, op_id: int | None, origin: str | None, payload: dict[str, Any]) -> None:
-        probe_got[0] += 1
         if op_id is not None:
             latency.record_value(max(1, (time.monotonic_ns() - op_id) // 1000))
 
-    probe = None
-    probe_task = None
-    if n >= 1:
-        probe = Subscriber(f"ws://127.0.0.1:{port}/ws", [TOPIC], on_event, name="probe")
-        await probe.connect()
-        probe_task = asyncio.create_task(probe.run())
+    subs: list[Subscriber] = []
+    for i in range(n if parsing else min(n, 1)):
+        sub = Subscriber(f"ws://127.0.0.1:{port}/ws", [TOPIC], on_event if i == 0 else lambda *e: None,
+                         name=f"subscriber-{i}")
+        await sub.connect()
+        subs.append(sub)
+    tasks = [asyncio.create_task(sub.run()) for sub in subs]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds + 600)) as http:
         async with http.get(url + "/bench/stats") as r:
             before = await r.json()
-        cpu0 = cpu_seconds(proc)
+        cpu0, own0 = cpu_seconds(proc), self_cpu()
         t0 = time.monotonic()
         async with http.post(url + "/bench/feed", json={"rate": rate, "seconds": seconds}) as r:
             fed = await r.json()
         events = fed["events"]
-        await _wait(lambda: probe is None or probe_got[0] >= events, 60 + seconds, "the probe received every event")
+        await _wait(lambda: all(sub.received >= events for sub in subs), 60 + seconds,
+                    "the subscribers received every event")
         async with http.get(url + "/bench/stats") as r:
             wire = (await r.json())["wire_bytes"] - before["wire_bytes"]  # of one subscriber
         await _wait(lambda: all(c.bytes - start_bytes[id(c)] >= wire for c in counters), 60 + seconds,
                     "every subscriber received every event")
         wall = time.monotonic() - t0
-        cpu = cpu_seconds(proc) - cpu0
+        cpu, own = cpu_seconds(proc) - cpu0, self_cpu() - own0
         async with http.get(url + "/bench/stats") as r:
             after = await r.json()
     delivered = after["delivered"] - before["delivered"]
@@ -253,16 +258,18 @@ async def step(port: int, proc: psutil.Process, n: int, rate: float, seconds: fl
     for c in counters:
         assert c.transport is not None
         c.transport.close()
-    if probe is not None:
-        await probe.close()
-        assert probe_task is not None
-        probe_task.cancel()
-        await asyncio.gather(probe_task, return_exceptions=True)
+    for sub, task in zip(subs, tasks, strict=True):
+        await sub.close()
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    received = sum(sub.received for sub in subs)
     return {
-        "subscribers": n, "rate": rate, "events": events, "delivered": delivered, "dropped": dropped,
-        "feed_s": fed["wall_s"], "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+        "subscribers": n, "parsing": parsing, "rate": rate, "events": events, "delivered": delivered,
+        "dropped": dropped, "feed_s": fed["wall_s"], "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
         "event_rate": round(events / fed["wall_s"], 1), "deliveries_per_s": round(delivered / wall, 1),
         "cpu_share": round(cpu / wall, 3),
+        # the subscriber side: only meaningful when every subscriber parses
+        "client_cpu_us_per_message": round(own / received * 1e6, 2) if parsing and received else None,
         "latency_us": {"p50": latency.get_value_at_percentile(50), "p99": latency.get_value_at_percentile(99),
                        "max": latency.get_max_value()} if n else None,
     }
@@ -320,12 +327,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {n:>4} subscribers: {s['events']} events, {s['delivered']} delivered, cpu {s['cpu_s']} s",
                   file=sys.stderr)
         derived = derive(steps)
-        peak = None
+        peak = parsing = None
         if args.max_rate:
-            n = max(args.subscribers)
-            peak = await step(port, proc, n, 0, args.seconds)
+            peak = await step(port, proc, max(args.subscribers), 0, args.seconds)
+        if args.parsing:
+            parsing = await step(port, proc, args.parsing, args.rate, args.seconds, parsing=True)
         return {"machine": machine(), "rate": args.rate, "seconds": args.seconds, "queue": args.queue,
-                "steps": steps, **derived, "max_rate": peak}
+                "steps": steps, **derived, "max_rate": peak, "parsing_subscribers": parsing}
     finally:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -344,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="feed length of each step")
     p.add_argument("--queue", type=int, default=100_000, help="the per-client queue (high: measure, not drop)")
     p.add_argument("--max-rate", action="store_true", help="also feed as fast as possible to the largest N")
+    p.add_argument("--parsing", type=int, default=0, metavar="N",
+                   help="also a step with N parsing Subscribers, for the subscriber side's CPU per message")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     p.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)  # the gateway process
     args = p.parse_args(argv)
@@ -372,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         m = result["max_rate"]
         print(f"as fast as possible to {m['subscribers']} subscribers: {m['deliveries_per_s']:,.0f} deliveries/s "
               f"({m['event_rate']:,.0f} events/s) at {m['cpu_share']:.2f} of a core")
+    if result["parsing_subscribers"]:
+        m = result["parsing_subscribers"]
+        print(f"{m['subscribers']} parsing Subscribers at {m['event_rate']:,.0f} events/s: "
+              f"{m['client_cpu_us_per_message']} us of their CPU per message, latency p50 "
+              f"{m['latency_us']['p50']} us, p99 {m['latency_us']['p99']} us")
     if args.out:
         write_json(args.out, result)
     return 0
