@@ -164,3 +164,11 @@ def test_a_run_stopped_on_request_is_stopped_even_if_its_process_ended_abruptly(
     sim.run.state, sim._stop_requested = "stopping", True
     sim._ended(sim.run, -2)
     assert sim.status()["state"] == "stopped"
+
+
+async def test_a_refused_start_leaves_the_last_runs_status_as_it_was() -> None:
+    sim = Simulator(config())
+    sim.run.state, sim.run.run_id = "finished", "r1"
+    with pytest.raises(BadRequest):
+        await sim.start(b'{"mix": {"refund": 1}}')
+    assert (sim.status()["state"], sim.status()["run_id"]) == ("finished", "r1")

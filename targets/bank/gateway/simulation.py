@@ -183,6 +183,7 @@ class Simulator:
         self._reader: asyncio.Task[None] | None = None
         self._log: IO[bytes] | None = None
         self._stop_requested = False
+        self._validating = False
 
     @property
     def active(self) -> bool:
@@ -190,17 +191,23 @@ class Simulator:
 
     async def start(self, body: bytes) -> dict[str, Any]:
         """Start a run; raises BadRequest (422) or Busy (409)."""
-        if self.active:
-            raise Busy(f"a simulation is {self.run.state}: stop it first")
+        if self.active or self._validating:
+            raise Busy(f"a simulation is {self.run.state if self.active else 'starting'}: stop it first")
         req = parse_request(body)
         spec = build_spec(req, self.cfg)
-        self.run = RunState(state="starting", request={**req.model_dump(exclude_none=True), "seed": spec["seed"]})
+        self._validating = True  # a refused request leaves the last run's status as it was
         try:
             await asyncio.to_thread(check_spec, spec)  # loads the target and workload classes
+        finally:
+            self._validating = False
+        self.run = RunState(state="starting", request={**req.model_dump(exclude_none=True), "seed": spec["seed"]})
+        self._proc = None
+        self._stop_requested = False
+        try:
             await self._spawn(spec)
         except BaseException as exc:
-            self.run.state = "idle" if isinstance(exc, BadRequest) else "failed"
-            self.run.error = str(exc)
+            self.run.state = "failed"
+            self.run.error = f"{type(exc).__name__}: {exc}"
             raise
         SIMULATION_ACTIVE.set(1)
         return self.status()
@@ -225,7 +232,6 @@ class Simulator:
         await self._proc.stdin.drain()
         self._proc.stdin.close()
         self.run.pid = self._proc.pid
-        self._stop_requested = False
         self._reader = asyncio.create_task(self._follow(self._proc), name="simulation reader")
         log.info("simulation started: pid %d, %s", self._proc.pid, self.run.request)
 
@@ -290,7 +296,7 @@ class Simulator:
 
     async def stop(self) -> dict[str, Any]:
         """Ask the run to stop (SIGINT: no new events, drain, results written); raises NotRunning."""
-        if not self.active or self._proc is None:
+        if not self.active:
             raise NotRunning("no simulation is running")
         if self.run.state != "stopping":
             self._stop_requested = True
