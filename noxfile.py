@@ -1,7 +1,9 @@
-"""Sessions: tests, lint, bench (pytest-benchmark), perf (scenarios with their gates), locust (web UI)."""
+"""Sessions: tests, lint, bench, perf, truth, soak, chaos, gate_noise, locust (see README, "Sessions")."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -14,9 +16,11 @@ QUICK = [
     ("workloads/echo-http.toml", []),
     ("workloads/bank-smoke.toml", []),
     ("workloads/cart-smoke.toml", []),
+    ("workloads/kafka-pair.toml", []),
 ]
 FULL = [
     ("workloads/echo-kafka.toml", []),
+    ("workloads/kafka-ack.toml", []),
     ("workloads/bank-throughput.toml", []),
     ("workloads/bank-latency.toml", []),
     ("workloads/bank-burst.toml", []),
@@ -28,12 +32,32 @@ FULL = [
     ("workloads/cart-races.toml", []),
     ("workloads/cart-async.toml", []),
     ("workloads/cart-2k.toml", []),
+    ("workloads/cart-capacity.toml", []),
 ]
+SOAKS = ["workloads/bank-soak.toml", "workloads/cart-soak.toml"]
+
+
+# Debian packages some tests drive for real (headless Chromium for the browser tests, promtool to
+# check the Prometheus exposition): installed when missing and we may (root, apt-get present).
+DEBIAN_TOOLS = {"chromium": "chromium", "promtool": "prometheus"}
+
+
+def ensure_debian_tools(session: nox.Session) -> None:
+    missing = sorted({pkg for tool, pkg in DEBIAN_TOOLS.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.warn(f"missing {', '.join(missing)} and cannot install them here; the tests that need them fail")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, external=True, env=env)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The default suite: unit, integration (embedded and machine services), truth tests."""
+    """The default suite: unit, integration (embedded and machine services), truth, browser tests."""
+    ensure_debian_tools(session)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
@@ -46,10 +70,48 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Micro-benchmarks (pytest-benchmark); results saved under .benchmarks/ for comparison."""
+    """Micro-benchmarks (pytest-benchmark, saved under .benchmarks/), then the generator benchmarks, each
+    a ratio to an anchor measured in the same run: the null driver's max rate and 1 -> 2 processes, the
+    Kafka produce path vs a bare librdkafka loop, the HTTP generator vs wrk and Locust (docs/benchmarks.md).
+    `nox -s bench -- --micro` for the pytest-benchmark part alone."""
     session.install("-e", ".[test,bench]")
     session.run("pytest", "tests/bench", "--benchmark-enable", "--benchmark-autosave",
-                "--benchmark-columns=min,median,max,ops", "-p", "no:randomly", *session.posargs)
+                "--benchmark-columns=min,median,max,ops", "-p", "no:randomly")
+    if "--micro" in session.posargs:
+        return
+    out = Path("bench-results")
+    out.mkdir(exist_ok=True)
+    session.run("python", "-m", "benchmarks.engine_rate", "--out", str(out / "engine.json"))
+    session.run("python", "-m", "benchmarks.kafka_send_rate", "--rounds", "1", "--out", str(out / "kafka.json"))
+    session.run("python", "-m", "benchmarks.http_generator", "--rounds", "1", "--out", str(out / "http.json"))
+
+
+@nox.session
+def truth(session: nox.Session) -> None:
+    """The echo target against its analytic truth (p50, p99, p99.9, max within 5%), where load is controlled."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/truth", "-m", "slow", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """30-minute soaks of the bank and cart pipelines; every process's memory judged after the first minute."""
+    session.install("-e", ".[test,bench]")
+    failed = []
+    for workload in SOAKS:
+        runs = Path("runs-soak") / Path(workload).stem
+        try:
+            session.run("edabench", "run", workload, "--runs-dir", str(runs), *session.posargs)
+        except nox.command.CommandFailed:
+            failed.append(workload)
+        latest = sorted(runs.iterdir())[-1] if runs.exists() and any(runs.iterdir()) else None
+        if latest is not None:
+            try:
+                session.run("python", "-m", "benchmarks.soak_memory", str(latest))
+            except nox.command.CommandFailed:
+                failed.append(f"{workload} (memory)")
+    if failed:
+        session.error(f"soaks that failed: {', '.join(failed)}")
 
 
 @nox.session

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
@@ -23,8 +24,16 @@ from harness.results import gate as gating
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Open-loop load and benchmark harness for event-driven systems.")
-console = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+def _width(tty: bool) -> int | None:
+    """The terminal's width on a terminal; COLUMNS when set; else 140 (a CI log)."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit():
+        return int(cols)
+    return None if tty else 140
+
+
+console = Console(width=_width(sys.stdout.isatty()))
+err = Console(stderr=True, width=_width(sys.stderr.isatty()))
 log = logging.getLogger("edabench")
 
 
