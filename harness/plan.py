@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from harness.plugins import UnknownPlugin, load_target, load_workload
 from harness.protocol import DriverError, DriverShape, check_driver
-from harness.spec import Spec, SpecError, field_path
+from harness.spec import Spec, SpecError, describe
 
 
 @dataclass(frozen=True)
@@ -63,13 +63,4 @@ def make_plan(spec: Spec, source: str = "<spec>") -> Plan:
 
 
 def _options_error(source: str, table: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        field = field_path((table, *err["loc"]))
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown option (check the spelling)"
-        got = err.get("input")
-        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: field `{field}`: {msg}{shown}")
-    return "\n".join(lines)
+    return describe(exc, source, (table,), unknown="option")

@@ -129,20 +129,25 @@ def field_path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
+def describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = (), unknown: str = "field") -> str:
+    """pydantic's errors as `source: field `a.b`: problem (got x)` lines, one per error."""
+    lines = []
+    for err in exc.errors():
+        field = field_path((*prefix, *err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown {unknown} (check the spelling)"
+        got = err.get("input")
+        shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: field `{field}`: {msg}{shown}")
+    return "\n".join(lines)
+
+
 def parse_spec(data: dict[str, Any], source: str = "<spec>") -> Spec:
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            field = field_path(tuple(err["loc"]))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling)"
-            got = err.get("input")
-            shown = "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{source}: field `{field}`: {msg}{shown}")
-        raise SpecError("\n".join(lines)) from None
+        raise SpecError(describe(exc, source)) from None
 
 
 def load_spec(path: str | Path) -> Spec:
