@@ -12,6 +12,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,24 @@ def running(args: list[str], log: Path, env: dict[str, str] | None = None) -> It
         yield proc
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def echo_server(log: Path, *model: str) -> Iterator[str]:
+    """An echo server the harness did not launch (`model`: its latency flags); yields its URL once
+    it answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-m", "targets.echo.server", "--http-port", str(port), *model], log):
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/echo", timeout=3).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"the echo server did not start; see {log}"
+                time.sleep(0.2)
+        yield url
 
 
 def edabench(args: list[str], log: Path, timeout_s: float = 180.0) -> tuple[int, str]:

@@ -4,14 +4,13 @@ code; target options; Prometheus metrics of the master's merged view. Real proce
 
 from __future__ import annotations
 
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.locust_run import EDABENCH, edabench, free_port, only_run, read, running
+from tests.integration.locust_run import EDABENCH, echo_server, edabench, free_port, only_run, read, running
 
 QUIET = ["-o", "stall_every_s=0"]  # the echo target without its stalls
 # a loaded machine may slow the generator: these tests are about the front end, not its schedule
@@ -56,25 +55,15 @@ def test_a_workload_toml_runs_as_edabench_run_would(tmp_path: Path) -> None:
 
 def test_a_url_the_harness_did_not_launch_needs_no_target(tmp_path: Path) -> None:
     """`--host URL` alone drives the URL with the generic http target."""
-    port = free_port()
-    server = [sys.executable, "-m", "targets.echo.server", "--http-port", str(port), "--base-ms", "1"]
-    with running(server, tmp_path / "echo.log"):
+    with echo_server(tmp_path / "echo.log", "--base-ms", "1") as url:
         runs = tmp_path / "runs"
-        deadline = time.monotonic() + 60
-        while True:  # the server is up when it answers
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/echo", timeout=2).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the echo server did not start"
-                time.sleep(0.2)
-        code, out = edabench(["locust", "--host", f"http://127.0.0.1:{port}/echo", "--rate", "40", "--run-time",
+        code, out = edabench(["locust", "--host", f"{url}/echo", "--rate", "40", "--run-time",
                               "2s", "--warmup", "0", "--workers", "0", "--runs-dir", str(runs), "--no-report"],
                              tmp_path / "out.log")
     run_dir = only_run(runs)
     summary, run = read(run_dir / "summary.json"), read(run_dir / "run.json")
     assert _passed_unless_behind(code, summary), out
-    assert run["spec"]["target"] == "http" and run["spec"]["target_options"]["url"].endswith(f":{port}/echo")
+    assert run["spec"]["target"] == "http" and run["spec"]["target_options"]["url"] == f"{url}/echo"
     assert summary["ops"]["op"]["counts"]["ok"] == 80
 
 
