@@ -1,8 +1,11 @@
 """The bank pipeline under concurrency, crashes, PostgreSQL restarts and poison records, checked by the
 ledger against the workload's shadow ledger (an independent computation of every balance).
 
+Every test runs in a namespace of its own (topics, consumer group, PostgreSQL schema: `topics.Names`),
+read back from the driver, so tests sharing the session's broker never see each other's records.
 The PostgreSQL-restart tests run a PostgreSQL of their own, which they stop and start again; every
-process a test starts is stopped in `finally`, by pid.
+process a test starts is stopped in `finally`, by pid. The driver's background tasks are supervised
+as the harness supervises them: one that fails fails the test, naming it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +25,7 @@ import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from harness.engine.supervise import Supervisor
 from harness.protocol import DriverContext, Op
 from infra import postgres
 from infra.process import ManagedProcess
@@ -29,25 +33,47 @@ from targets.bank import poison
 from targets.bank.avro import Encoder
 from targets.bank.driver import BankDriver
 from targets.bank.registry import make_registry
-from targets.bank.topics import H_DLQ_REASON
+from targets.bank.topics import H_DLQ_REASON, H_OP_ID, H_ORIGIN, Names, ensure_topics
 from workloads.bank.generator import BankWorkload
 
 D = Decimal
 
 
+def new_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
 class Completions:
-    """Records completions and feeds them to a workload, as the harness does."""
+    """Records completions and feeds them to a workload, as the harness does; supervises the
+    driver's background tasks as the harness does (a failed one is in `failures`)."""
 
     def __init__(self, workload: BankWorkload | None = None) -> None:
         self.workload = workload
-        self.ops: dict[str, Op] = {}
-        self.results: dict[str, str | None] = {}
+        self.ops: dict[int, Op] = {}
+        self.results: dict[int, str | None] = {}
+        self.late = 0  # completions of unknown or already finished ops (ignored, as the harness does)
+        self.supervisor = Supervisor()
 
-    def complete(self, op_id: str, error: str | None = None, completed_ns: int | None = None) -> None:
-        self.results[op_id] = error
+    def new_op(self, kind: str, payload: Any, intended_ns: int | None = None) -> Op:
+        """The next op (ids 1, 2, ...), intended now unless a schedule says when."""
+        op = Op(len(self.ops) + 1, kind, payload, time.monotonic_ns() if intended_ns is None else intended_ns)
+        self.ops[op.id] = op
+        return op
+
+    def complete(self, op_id: int, error: str | None = None, completed_ns: int | None = None) -> None:
         op = self.ops.get(op_id)
-        if op is not None and self.workload is not None:
+        if op is None or op_id in self.results:
+            self.late += 1
+            return
+        self.results[op_id] = error
+        if self.workload is not None:
             self.workload.on_result(op, error)
+
+    def complete_many(
+        self, op_ids: Sequence[int], completed_ns: int | None = None, errors: Sequence[str | None] | None = None
+    ) -> None:
+        for i, op_id in enumerate(op_ids):
+            self.complete(op_id, errors[i] if errors is not None else None, completed_ns)
 
     def observe(self, metric: str, value_us: int) -> None:
         return None
@@ -55,19 +81,25 @@ class Completions:
     def gauge(self, name: str, value: float) -> None:
         return None
 
+    def expect(self, metric: str, n: int = 1) -> None:
+        return None
+
     async def wait_all(self, within_s: float) -> None:
         deadline = time.monotonic() + within_s
         while len(self.results) < len(self.ops):
+            assert not self.supervisor.failures, self.supervisor.failures
             missing = len(self.ops) - len(self.results)
             assert time.monotonic() < deadline, f"{missing} ops without outcome after {within_s}s"
             await asyncio.sleep(0.05)
+        assert not self.supervisor.failures, self.supervisor.failures
 
 
 @asynccontextmanager
 async def bank_driver(
     kafka: str, admin_dsn: str, done: Completions, run_dir: Path, name: str = "", **options: Any
 ) -> AsyncIterator[tuple[BankDriver, str]]:
-    """A fresh database and a started driver (which owns the service); both gone afterwards."""
+    """A fresh database and a started driver (which owns the service), in a namespace of its own
+    unless `namespace` is given; both gone afterwards (a namespace's topics with the service)."""
     name = name or f"edabench_bank_test_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(admin_dsn)
     await conn.execute(f"CREATE DATABASE {name}")
@@ -75,36 +107,41 @@ async def bank_driver(
     dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
     driver = BankDriver()
     ctx = DriverContext(
-        options={"lag_interval_s": 0, **options},
+        options={"lag_interval_s": 0, "namespace": new_namespace(), **options},
         completions=done,
         services={"kafka": kafka, "postgres": dsn},
         run_id=f"t-{name}",
         run_dir=str(run_dir),  # service logs land in <run_dir>/logs
+        supervise=done.supervisor.spawn,
     )
     try:
         await driver.start(ctx)
         yield driver, dsn
+        assert not done.supervisor.failures, done.supervisor.failures
     finally:
-        await driver.stop()
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.close()
+        try:
+            await done.supervisor.stop()
+            await driver.stop()
+        finally:
+            conn = await asyncpg.connect(admin_dsn)
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            await conn.close()
 
 
 async def send_paced(
     driver: BankDriver, done: Completions, make: Callable[[int], tuple[str, Any]], rate: float, seconds: float
 ) -> None:
-    """Open loop at `rate` ops/s for `seconds`."""
-    start = time.monotonic()
+    """Open loop at `rate` ops/s for `seconds`: every op is intended at its place in the schedule."""
+    start_ns = time.monotonic_ns()
     n = 0
-    while (elapsed := time.monotonic() - start) < seconds:
-        due = int(elapsed * rate) + 1
+    while (elapsed_ns := time.monotonic_ns() - start_ns) < seconds * 1e9:
+        due = int(elapsed_ns * rate / 1e9) + 1
+        ops = []
         while n < due:
             kind, payload = make(n)
-            op = Op(f"op{n}", kind, payload)
-            done.ops[op.id] = op
-            await driver.send(op)
+            ops.append(done.new_op(kind, payload, start_ns + int(n * 1e9 / rate)))
             n += 1
+        driver.send_batch(ops)
         await asyncio.sleep(0.005)
 
 
@@ -119,16 +156,18 @@ async def test_a_reset_run_does_not_replay_records_left_in_the_topics(
 ) -> None:
     name = f"edabench_bank_test_{uuid.uuid4().hex[:8]}"
     origin = f"t-{name}/0".encode()  # what the driver below will call itself
+    names = Names(new_namespace())
+    await ensure_topics(embedded_kafka, 3, names=names)  # the run's topics, as an earlier run left them
     producer = AIOKafkaProducer(bootstrap_servers=embedded_kafka, enable_idempotence=False, linger_ms=50)
     await producer.start()
     try:  # one multi-record batch, left behind by "an earlier run", addressed to this driver
         futs = [
             await producer.send(
-                "bancaire.compte.ouvert",
+                names.events["CompteOuvert"],
                 b"old",
                 key=b"k",
                 partition=0,
-                headers=[("edabench-op-id", f"old{i}".encode()), ("edabench-origin", origin)],
+                headers=[(H_OP_ID, str(1000 + i).encode()), (H_ORIGIN, origin)],
             )
             for i in range(5)
         ]
@@ -137,9 +176,11 @@ async def test_a_reset_run_does_not_replay_records_left_in_the_topics(
     finally:
         await producer.stop()
     done = Completions()
-    async with bank_driver(embedded_kafka, embedded_postgres, done, tmp_path, name=name) as (driver, _dsn):
-        op = Op("new", "corrupt", {"event": "CompteOuvert", "key": "k", "raw": b"new", "expect": "dlq"})
-        done.ops[op.id] = op
+    async with bank_driver(
+        embedded_kafka, embedded_postgres, done, tmp_path, name=name, namespace=names.namespace
+    ) as (driver, _dsn):
+        assert driver.names == names
+        op = done.new_op("corrupt", {"event": "CompteOuvert", "key": "k", "raw": b"new", "expect": "dlq"})
         await driver.send(op)
         await done.wait_all(20)
         async with aiohttp.ClientSession() as http, http.get(driver.api_urls[0] + "/metrics") as r:
@@ -150,6 +191,7 @@ async def test_a_reset_run_does_not_replay_records_left_in_the_topics(
             if line.startswith("bancaire_events_dlq_total")
         )
         assert dlq == 1  # only the new record: the five old ones were not consumed
+        assert (done.results, done.late, driver.tallies()["late"]) == ({op.id: None}, 0, 0)
 
 
 async def test_concurrent_transfers_on_two_instances_do_not_deadlock_and_conserve_money(
@@ -161,7 +203,7 @@ async def test_concurrent_transfers_on_two_instances_do_not_deadlock_and_conserv
         dsn,
     ):
         ids = [f"X{i:03d}-{uuid.uuid4().hex[:6]}" for i in range(20)]
-        for i, cid in enumerate(ids):
+        for cid in ids:
             fields = {
                 "event_id": str(uuid.uuid4()),
                 "timestamp": int(time.time() * 1000),
@@ -172,9 +214,9 @@ async def test_concurrent_transfers_on_two_instances_do_not_deadlock_and_conserv
                 "solde_initial": D("1000.00"),
                 "metadata": None,
             }
-            op = Op(f"open{i}", "open", {"event": "CompteOuvert", "key": cid, "fields": fields, "expect": "applied"})
-            done.ops[op.id] = op
-            await driver.send(op)
+            await driver.send(
+                done.new_op("open", {"event": "CompteOuvert", "key": cid, "fields": fields, "expect": "applied"})
+            )
         await done.wait_all(20)
         rng = random.Random(11)
 
@@ -198,11 +240,12 @@ async def test_concurrent_transfers_on_two_instances_do_not_deadlock_and_conserv
         await done.wait_all(60)
         assert set(done.results.values()) <= {None, "rejected:insufficient_funds"}
         assert list(done.results.values()).count(None) > 1000  # most transfers went through
+        s = driver.names.schema
         conn = await asyncpg.connect(dsn)
         try:
-            total = await conn.fetchval("SELECT sum(solde) FROM bancaire.comptes")
+            total = await conn.fetchval(f"SELECT sum(solde) FROM {s}.comptes")
             drift = await conn.fetch(
-                "SELECT c.id FROM bancaire.comptes c LEFT JOIN bancaire.transactions t ON t.compte_id = c.id "
+                f"SELECT c.id FROM {s}.comptes c LEFT JOIN {s}.transactions t ON t.compte_id = c.id "
                 "GROUP BY c.id, c.solde HAVING c.solde <> coalesce(sum(CASE WHEN t.type IN "
                 "('RETRAIT', 'VIREMENT_SORTANT') THEN -t.montant ELSE t.montant END), 0)"
             )
@@ -250,7 +293,7 @@ async def test_sigkill_of_the_service_mid_stream_loses_nothing(
         assert procs is not None
         first_pid = procs.procs[0].pid  # type: ignore[union-attr]
         await send_paced(driver, done, mix(w, 2), rate=200, seconds=5)
-        assert procs.alive(0) and procs.procs[0].pid != first_pid  # killed and restarted mid-stream
+        assert procs.alive(0) and procs.procs[0].pid != first_pid  # type: ignore[union-attr]  # killed, restarted
         await done.wait_all(60)
         assert set(done.results.values()) == {None}
         assert await w.verify(driver) == []
@@ -286,11 +329,11 @@ async def wait_for(condition: Callable[[], bool], within_s: float, what: str) ->
         await asyncio.sleep(0.1)
 
 
-async def ledger_figures(dsn: str) -> dict[str, int]:
+async def ledger_figures(dsn: str, schema: str) -> dict[str, int]:
     """Processed events by status, as the ledger holds them (for the closing figures)."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch("SELECT status, count(*) FROM bancaire.processed_events GROUP BY 1")
+        rows = await conn.fetch(f"SELECT status, count(*) FROM {schema}.processed_events GROUP BY 1")
     finally:
         await conn.close()
     return {r[0]: r[1] for r in rows}
@@ -307,14 +350,17 @@ async def test_the_service_keeps_consuming_when_postgresql_restarts(embedded_kaf
         assert procs is not None
         pid = procs.procs[0].pid  # type: ignore[union-attr]
         sending = asyncio.create_task(send_paced(driver, done, mix(w, 5), rate=100, seconds=8))
-        await asyncio.sleep(2)
-        await pg.fast_stop()
-        # the service notices (its next batch fails) and waits: wait for the log line, not for a time
-        await wait_for(lambda: "retrying until the database answers" in procs.tail(0, 200), 60, "an outage noticed")
-        await pg.start_again()
-        await sending
+        try:
+            await asyncio.sleep(2)
+            await pg.fast_stop()
+            # the service notices (its next batch fails) and waits: wait for the log line, not for a time
+            await wait_for(lambda: "retrying until the database answers" in procs.tail(0, 200), 60, "outage noticed")
+            await pg.start_again()
+            await sending
+        finally:
+            sending.cancel()
         await done.wait_all(120)
-        assert procs.alive(0) and procs.procs[0].pid == pid  # the same process, never restarted
+        assert procs.alive(0) and procs.procs[0].pid == pid  # type: ignore[union-attr]  # never restarted
         assert set(done.results.values()) == {None}
         assert await w.verify(driver) == []  # balances equal the shadow ledger: nothing lost, nothing twice
 
@@ -326,45 +372,50 @@ async def test_poison_a_postgresql_restart_and_a_sigkill_lose_nothing_and_apply_
     # after an outage the backlog applies deposits sent later (another topic) before it
     w = BankWorkload({"run_tag": "chaos", "duplicate_share": 0.03}, seed=6, process_index=0)
     done = Completions(w)
+    tag = uuid.uuid4().hex[:8]  # poison ids unique to this test
     async with (
         own_postgres(tmp_path / "pg") as pg,
         bank_driver(embedded_kafka, pg.dsn, done, tmp_path) as (driver, dsn),
     ):
+        names = driver.names
         procs = driver._launcher.procs  # type: ignore[union-attr]
         assert procs is not None
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
         try:
-            ids = await Encoder(make_registry(pool)).register_all()
+            ids = await Encoder(make_registry(pool), names).register_all()  # the ids the service knows
         finally:
             await pool.close()
         producer = AIOKafkaProducer(
             bootstrap_servers=embedded_kafka, enable_idempotence=False, max_request_size=4 * 1024 * 1024
         )
         await producer.start()
+        sending = asyncio.create_task(send_paced(driver, done, mix(w, 6), rate=150, seconds=14))
         try:
-            sending = asyncio.create_task(send_paced(driver, done, mix(w, 6), rate=150, seconds=14))
             poisons: dict[str, poison.Poison] = {}
             await asyncio.sleep(1)
-            poisons |= await poison.send(producer, poison.records(ids, "c1"), "poison-a-")
+            poisons |= await poison.send(producer, poison.records(ids, f"{tag}a"), f"poison-{tag}-a-", names)
             await asyncio.sleep(1)
             await pg.fast_stop()
-            poisons |= await poison.send(producer, poison.records(ids, "c2"), "poison-b-")  # during the outage
+            # during the outage
+            poisons |= await poison.send(producer, poison.records(ids, f"{tag}b"), f"poison-{tag}-b-", names)
             await wait_for(lambda: "retrying until the database answers" in procs.tail(0, 200), 60, "outage noticed")
             await pg.start_again()
             await asyncio.sleep(2)
             first_pid = procs.procs[0].pid  # type: ignore[union-attr]
-            procs.kill(0)  # SIGKILL: no commit, no group leave
-            poisons |= await poison.send(producer, poison.records(ids, "c3"), "poison-c-")  # while it is dead
+            await procs.sigkill(0)  # no commit, no group leave
+            # while it is dead
+            poisons |= await poison.send(producer, poison.records(ids, f"{tag}c"), f"poison-{tag}-c-", names)
             await asyncio.sleep(1)
             procs.spawn(0)
             await sending
             assert procs.alive(0) and procs.procs[0].pid != first_pid  # type: ignore[union-attr]
         finally:
+            sending.cancel()
             await producer.stop()
         await done.wait_all(180)
         problems = await w.verify(driver)
-        figures = await ledger_figures(dsn)
-        dlq = await poison.read_dlq(embedded_kafka, set(poisons), timeout_s=60)
+        figures = await ledger_figures(dsn, names.schema)
+        dlq = await poison.read_dlq(embedded_kafka, set(poisons), timeout_s=60, names=names)
     reasons = {op: {dict(r.headers)[H_DLQ_REASON].decode() for r in recs} for op, recs in dlq.items()}
     bytes_kept = all(r.value == poisons[op].value for op, recs in dlq.items() for r in recs)
     deliveries = Counter(len(recs) for recs in dlq.values())
