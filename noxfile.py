@@ -149,3 +149,31 @@ def gate_noise(session: nox.Session) -> None:
     or on a missed detection."""
     session.install("-e", ".[test,bench]")
     session.run("python", "-m", "benchmarks.gate_noise", *session.posargs)
+
+
+# The HTTP fuzz of both services: malformed paths, numbers, If-Match values, bodies and lengths (issue 12).
+HTTP_FUZZ_FILES = [
+    "tests/integration/test_bank_pipeline.py",
+    "tests/integration/test_cart_api.py",
+    "tests/integration/test_cart_limits.py",
+]
+HTTP_FUZZ_TESTS = "malformed or announcing or rest_api or invalid_requests or if_match or ascii_digits or shorter_than"
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Chaos scenarios, reconciled (bank at 320 events/s: poison records of every kind, a PostgreSQL fast
+    stop and restart, a SIGKILL every 10 s, a 3 s broker SIGSTOP), then the HTTP fuzz of both services.
+    Arguments go to the chaos part, e.g. `nox -s chaos -- -k 2-instances`."""
+    session.install("-e", ".[test]")
+    failed = []
+    for what, args in [
+        ("chaos scenarios", ["tests/chaos", "-m", "slow", "-p", "no:randomly", "-s", *session.posargs]),
+        ("HTTP fuzz", [*HTTP_FUZZ_FILES, "-p", "no:randomly", "-k", HTTP_FUZZ_TESTS]),
+    ]:
+        try:
+            session.run("pytest", *args)
+        except nox.command.CommandFailed:
+            failed.append(what)
+    if failed:
+        session.error(f"failed: {', '.join(failed)}")
