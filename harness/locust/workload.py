@@ -14,6 +14,7 @@ content is the `ScheduledOps` user; so does a bare `--host URL` (the generic `ht
 from __future__ import annotations
 
 import ast
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from harness.spec import Spec, SpecError, load_spec, parse_spec
 
 SPEC_NAME = "EDABENCH"
+LOCUSTFILES = "workloads.locustfiles"
 GENERIC_LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
 HTTP_TARGET = "http"
 
@@ -35,10 +37,12 @@ class Workload:
 
 
 def locustfiles_dir() -> Path:
-    """`workloads/locustfiles`, found through the installed `workloads` package (no repo paths)."""
-    import workloads.locustfiles
-
-    return Path(workloads.locustfiles.__file__).resolve().parent
+    """`workloads/locustfiles`, found by its package name where it is installed (the harness looks
+    it up as it looks targets up, by name, and never imports it: no repo paths either)."""
+    spec = importlib.util.find_spec(LOCUSTFILES)
+    if spec is None or not spec.submodule_search_locations:
+        raise SpecError(f"the {LOCUSTFILES} package is not installed: give a locustfile's path")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def _locustfile(name: str) -> Path | None:
