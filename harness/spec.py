@@ -78,6 +78,8 @@ class Slo(_Strict):
     #: fail the run when the generator fell behind (turn off only to study an overloaded generator)
     check_generator: bool = True
     ops: dict[str, Slo] = Field(default_factory=dict)
+    #: goals on a driver's extra histograms (`Completions.observe`), e.g. [slo.observed.ws_delivery]
+    observed: dict[str, Slo] = Field(default_factory=dict)
 
 
 class Spec(_Strict):

@@ -142,9 +142,12 @@ async def execute(plan: Plan, opts: RunOptions) -> RunOutcome:
 
 def _slo(spec: Any) -> dict[str, Any]:
     slo = spec.slo.model_dump(exclude_none=True)
-    for op in slo.get("ops", {}).values():
-        op.pop("max_schedule_lag_ms", None)
-        op.pop("check_generator", None)
+    for table in ("ops", "observed"):
+        for goals in slo.get(table, {}).values():
+            for key in ("max_schedule_lag_ms", "check_generator", "ops", "observed"):
+                goals.pop(key, None)
+    if not slo.get("observed"):
+        slo.pop("observed", None)
     return slo
 
 

@@ -75,13 +75,14 @@ def _upper(op: str, name: str, goal: float, measured: float | None, unit: str) -
     return Check(op, name, goal, measured, unit, measured <= goal, margin)
 
 
-def _checks_for(op: str, block: dict[str, Any], slo: dict[str, Any]) -> list[Check]:
+def _checks_for(op: str, block: dict[str, Any], slo: dict[str, Any], latencies: dict[str, Any] | None = None
+                ) -> list[Check]:
     out: list[Check] = []
     for goal_key, pkey in LATENCY_GOALS.items():
         goal = slo.get(goal_key)
         if goal is None:
             continue
-        us = block.get("response_time_us", {}).get(pkey)
+        us = (block.get("response_time_us", {}) if latencies is None else latencies).get(pkey)
         out.append(_upper(op, goal_key, float(goal), us / 1000.0 if us is not None else None, "ms"))
     if slo.get("max_error_rate") is not None:
         out.append(_upper(op, "max_error_rate", float(slo["max_error_rate"]), block.get("error_rate"), "ratio"))
@@ -123,7 +124,7 @@ def evaluate_slos(summary: dict[str, Any], slo: dict[str, Any] | None = None) ->
     """Every goal of the spec's [slo] table, plus the run's own integrity checks."""
     slo = summary.get("slo", {}) if slo is None else slo
     checks = _integrity(summary)
-    top = {k: v for k, v in slo.items() if k not in ("ops", "max_schedule_lag_ms", "check_generator")}
+    top = {k: v for k, v in slo.items() if k not in ("ops", "observed", "max_schedule_lag_ms", "check_generator")}
     if top:
         checks += _checks_for("overall", summary.get("overall", {}), top)
     for op, op_slo in (slo.get("ops") or {}).items():
@@ -132,6 +133,12 @@ def evaluate_slos(summary: dict[str, Any], slo: dict[str, Any] | None = None) ->
             checks.append(Check(op, "present", None, None, "", False, None, f"no op of kind {op!r} ran"))
             continue
         checks += _checks_for(op, block, op_slo)
+    for metric, goals in (slo.get("observed") or {}).items():
+        latencies = (summary.get("observed_us") or {}).get(metric)
+        if not latencies or not latencies.get("count"):
+            checks.append(Check(metric, "present", None, None, "", False, None, f"no {metric!r} sample was observed"))
+            continue
+        checks += _checks_for(metric, {}, goals, latencies)
     return checks
 
 

@@ -181,6 +181,7 @@ class KafkaReader:
         self.batch = batch
         self.records = 0
         self.errors = 0
+        self._closed = False
 
     async def assign(self, offsets: dict[tuple[str, int], int] | None = None, timeout_s: float = 30.0) -> None:
         """Assign every partition of the topics, at `offsets` where given, else at the current end."""
@@ -201,9 +202,9 @@ class KafkaReader:
             await asyncio.to_thread(self._consumer.get_watermark_offsets, tp, timeout_s)
 
     async def run(self) -> None:
-        """Read until cancelled (supervise this task)."""
+        """Read until cancelled or closed (supervise this task)."""
         consume = self._consumer.consume
-        while True:
+        while not self._closed:
             msgs = consume(self.batch, 0)
             if msgs:
                 good = []
@@ -235,4 +236,6 @@ class KafkaReader:
         return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(self._consumer.assignment())}
 
     async def close(self) -> None:
+        self._closed = True
+        await asyncio.sleep(0)  # a run() between two polls sees it before the consumer goes
         await asyncio.to_thread(self._consumer.close)

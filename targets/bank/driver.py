@@ -6,6 +6,16 @@ opens the librdkafka producer and the outcome reader; `send_batch` encodes every
 hands it to librdkafka in one pass; completion is asynchronous: the outcome record the service
 publishes after its PostgreSQL commit, correlated by the `edabench-op-id` header it echoes.
 
+With `gateway = true` the launch also starts the Gateway in front of the pipeline
+(targets/bank/gateway), and every generator process opens its share of `subscribers` WebSocket
+clients: each event sent is owed one delivery per subscriber of its topic
+(`Completions.expect("ws_delivery", n)`), and each delivery is measured from the event's intended
+start into the `ws_delivery` histogram (and `ws_delivery.<subscriber>`), so the stage users watch
+(event -> screen) is measured next to produce -> persisted. Deliveries that never came are listed
+in the summary; a subscriber the gateway dropped is a problem, with its reason. With
+`attach = true` the driver runs against a pipeline already running in `namespace` (nothing is
+started, reset or deleted).
+
 Ops carry a payload built by the bank workload (`workloads.bank`), a dict:
 ``{"event": "DepotEffectue", "key": compte_id, "fields": {...Avro record...},
 "expect": "applied"|"duplicate"|"rejected"|"dlq", "raw": bytes | None}``. With `raw`, those bytes
@@ -23,6 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import asyncpg
@@ -34,7 +45,7 @@ from targets.bank.avro import Encoder
 from targets.bank.launcher import Launcher
 from targets.bank.outcomes import Books, OutcomeHandler, watchdog
 from targets.bank.registry import make_registry
-from targets.bank.topics import H_OP_ID, H_ORIGIN, Names, group_lag, own_partition
+from targets.bank.topics import H_OP_ID, H_ORIGIN, SEED, Names, group_lag, own_partition
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +78,33 @@ class BankOptions(BaseModel):
     keep_schema: bool = True
     lag_interval_s: float = Field(1.0, ge=0)
     stall_s: float = Field(15.0, gt=0)  # outcomes silent this long while due: the reader is deaf
+    attach: bool = False  # run against a pipeline already running in `namespace`; start nothing
+    gateway: bool = False  # start the Gateway in front of the pipeline
+    subscribers: int = Field(0, ge=0)  # WebSocket subscribers in all (spread over generator processes)
+    subscriber_topics: str | list[str] = "*"  # "*": every event topic; "spread": subscriber i on topic i mod 5
+    gateway_ws_queue: int = Field(1000, ge=1)
+    gateway_url: str | None = None  # set by the launch
     # what launch() yields, merged in by the harness
     bank_launched: bool = False
     api_ports: list[int] = Field(default_factory=list)
     pids: dict[str, int] = Field(default_factory=dict)
+
+
+async def _attached(opts: BankOptions, services: dict[str, str]) -> dict[str, Any]:
+    """`attach = true`: a pipeline already runs in `namespace`; check its topics, start nothing."""
+    from targets.bank.topics import input_partitions
+
+    if opts.namespace == "auto":
+        raise ValueError("target_options.namespace: attach = true needs the running pipeline's namespace "
+                         "('' for the seed's topic names)")
+    names = Names(opts.namespace)
+    present = {tp.topic for tp in await input_partitions(services["kafka"], names)}
+    missing = sorted(set(names.inputs) - present)
+    if missing:
+        raise RuntimeError(f"target_options.namespace: no bank pipeline runs in namespace {names.namespace!r}: "
+                           f"topics {missing} do not exist")
+    return {"bank_launched": True, "namespace": names.namespace, "group": opts.group or names.group,
+            "api_ports": list(opts.api_ports), "pids": {}, "problems": []}
 
 
 class BankDriver(Driver):
@@ -91,17 +125,35 @@ class BankDriver(Driver):
         self._origin = b""
         self._headers_origin: tuple[str, bytes] = (H_ORIGIN, b"")
         self._own: tuple[int, int] | None = None  # (process index, count) when several processes write
+        self._subs: list[Any] = []
+        self._subs_per_topic: dict[str, int] = {}
+        self._ws_pending: dict[int, list[int]] = {}  # op id -> [intended ns, deliveries still owed]
+        self.ws_problems: list[str] = []
+        self._closing = False
 
     @classmethod
     @contextlib.asynccontextmanager
     async def launch(cls, options: dict[str, Any], services: dict[str, str], run_dir: str
                      ) -> AsyncIterator[dict[str, Any]]:
-        """Start the service once per run; the yielded dict reaches every driver's options."""
-        launcher = Launcher(options, services, run_dir)
-        try:
-            yield await launcher.start()
-        finally:
-            await launcher.stop()
+        """Start the service (and the gateway) once per run; the yielded dict reaches every driver."""
+        opts = BankOptions.model_validate({k: v for k, v in options.items() if k in BankOptions.model_fields})
+        async with contextlib.AsyncExitStack() as stack:
+            if opts.attach:
+                launched = await _attached(opts, services)
+            else:
+                launcher = Launcher(options, services, run_dir)
+                stack.push_async_callback(launcher.stop)
+                launched = await launcher.start()
+            if opts.gateway:
+                from targets.bank.gateway.launch import gateway_up
+
+                gw = await stack.enter_async_context(gateway_up(
+                    services["kafka"], services["postgres"], launched["namespace"], list(launched["api_ports"]),
+                    str(launched["group"]), opts.gateway_ws_queue, Path(run_dir) / "logs"))
+                launched["gateway_url"] = gw.url
+                launched["pids"]["gateway"] = gw.pid
+                stack.callback(lambda: launched["problems"].extend(gw.problems))
+            yield launched
 
     @property
     def api_urls(self) -> list[str]:
@@ -154,6 +206,8 @@ class BankDriver(Driver):
             ctx.background(lambda: watchdog(self.books, reader.positions, reader.end_offsets, opts.stall_s,
                                             timeout_ns), "bank outcome watchdog")
             ctx.background(self._forget_timed_out, "bank in-flight pruning")
+            if opts.gateway_url and opts.subscribers:
+                await self._subscribe(ctx, opts)
             if opts.lag_interval_s > 0 and ctx.process_index == 0:
                 ctx.background(lambda: self._lag_loop(kafka, str(o.get("group") or "bancaire"),
                                                       opts.lag_interval_s), "bank consumer lag")
@@ -162,6 +216,10 @@ class BankDriver(Driver):
             raise
 
     async def stop(self) -> None:
+        self._closing = True
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.close()
         try:
             if self._producer is not None:
                 await self._producer.close()
@@ -176,6 +234,62 @@ class BankDriver(Driver):
                 await self._pool.close()
                 self._pool = None
 
+    async def _subscribe(self, ctx: DriverContext, opts: BankOptions) -> None:
+        """This process's share of the WebSocket subscribers (j with j % processes == index)."""
+        from targets.bank.gateway.subscriber import Subscriber
+
+        # clients subscribe by the seed's topic names (the gateway maps them to the run's namespace)
+        public = dict(zip(SEED.events.values(), self.names.events.values(), strict=True))
+        events = list(public)
+        for j in range(ctx.process_index, opts.subscribers, ctx.process_count):
+            if opts.subscriber_topics == "*":
+                topics = events
+            elif opts.subscriber_topics == "spread":
+                topics = [events[j % len(events)]]
+            else:
+                topics = [SEED.events.get(t, t) for t in opts.subscriber_topics]
+            name = f"s{j}"
+            sub = Subscriber(str(opts.gateway_url), topics, self._on_delivery(name), name=name)
+            await sub.connect()
+            self._subs.append(sub)
+            for topic in topics:
+                own = public.get(topic, topic)
+                self._subs_per_topic[own] = self._subs_per_topic.get(own, 0) + 1
+            ctx.background(lambda s=sub: self._listen(s), f"WebSocket subscriber {name}")
+
+    async def _listen(self, sub: Any) -> None:
+        """A subscription that ends is a problem of the run, not a reason to stop it."""
+        try:
+            await sub.run()
+        except Exception as exc:
+            log.warning("subscriber %s failed: %r", sub.name, exc)
+            self.ws_problems.append(f"WebSocket subscriber {sub.name} failed: {type(exc).__name__}: {exc}")
+        else:
+            if not self._closing:
+                self.ws_problems.append(
+                    f"WebSocket subscriber {sub.name} was closed by the {sub.closed_by or 'server'}"
+                    f" (code {sub.close_code}: {sub.close_reason or 'no reason'}) after {sub.received} messages")
+        await asyncio.Event().wait()  # the run goes on; the supervisor must not see this task end
+
+    def _on_delivery(self, name: str) -> Any:
+        observe = self._ctx.completions.observe  # type: ignore[union-attr]
+        per_sub = f"ws_delivery.{name}"
+        pending, origin = self._ws_pending, self._origin.decode()
+
+        def on_event(topic: str, op_id: int | None, event_origin: str | None, payload: Any) -> None:
+            if event_origin != origin or op_id is None:
+                return
+            entry = pending.get(op_id)
+            if entry is None:
+                return  # already past its horizon
+            us = (time.monotonic_ns() - entry[0]) // 1000
+            observe("ws_delivery", us)
+            observe(per_sub, us)
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del pending[op_id]
+        return on_event
+
     # ---- ops ----------------------------------------------------------------------------------
     async def send(self, op: Op) -> None:
         self.send_batch([op])
@@ -188,6 +302,8 @@ class BankDriver(Driver):
         in_flight = self.books.in_flight
         origin = self._headers_origin
         own = self._own
+        subs = self._subs_per_topic
+        expect = self._ctx.completions.expect if subs and self._ctx is not None else None
         for op in ops:
             p: dict[str, Any] = op.payload
             value = p.get("raw")
@@ -201,6 +317,9 @@ class BankDriver(Driver):
             produce(topic, value, key, part, [(H_OP_ID, str(op.id).encode()), origin], op_id=op.id)
             self.books.sent += 1
             p["sent"] = True  # tells the workload's ledger this op left (unsent ones are not reconciled)
+            if expect is not None and (k := subs.get(topic, 0)):
+                expect("ws_delivery", k)
+                self._ws_pending[op.id] = [op.intended_ns, k]
 
     def _delivered(self, op_id: int, error: str | None) -> None:
         """librdkafka's delivery report: only failures matter (success waits for the outcome)."""
@@ -216,7 +335,14 @@ class BankDriver(Driver):
         horizon = int(((self._ctx.timeout_s if self._ctx else 30.0) * 2 + 30) * 1e9)
         while True:
             await asyncio.sleep(1.0)
-            self.books.forget_older_than(time.monotonic_ns() - horizon)
+            deadline = time.monotonic_ns() - horizon
+            self.books.forget_older_than(deadline)
+            pending = self._ws_pending
+            while pending:
+                first = next(iter(pending))
+                if pending[first][0] >= deadline:
+                    break
+                del pending[first]  # its missing deliveries stay missing: the summary counts them
 
     # ---- what a workload's verify() needs ------------------------------------------------------
     def tallies(self) -> dict[str, Any]:

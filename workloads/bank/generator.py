@@ -117,6 +117,8 @@ class BankWorkload:
                 f"{heard_in_ledger} of them are in the ledger (applied, but not heard by the harness), "
                 f"{lost} are not (lost)")
         problems += self._compare(self.ledger.expected_state(), await driver.accounts(self.prefix))
+        if hasattr(driver, "verify"):  # what the driver saw go wrong itself (a dropped subscriber)
+            problems += list(await driver.verify())
         return problems
 
     # ---- ops ---------------------------------------------------------------------------------
