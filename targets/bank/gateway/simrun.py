@@ -13,49 +13,21 @@ on stdout: `started`, one `interval` a second, then `finished` or `failed`. Logs
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from targets.bank.db import ENV_DSN
-from targets.bank.driver import BankDriver
-from targets.bank.topics import Names, input_partitions
 
 log = logging.getLogger("gateway.simulation")
 
 COUNTS = ("scheduled", "sent", "ok", "error", "timeout", "not_sent")
-
-
-class AttachedBank(BankDriver):
-    """The bank driver on the pipeline the gateway fronts, instead of one it launches itself.
-
-    A bridge: the bank driver has no option yet to attach to a running pipeline (its `launch`
-    always prepares a namespace and starts service instances, and a reset drops the ledger). This
-    launch only checks that the namespace's topics exist and yields what the driver's `start`
-    reads from a launch; everything else (producer, outcome reader, books, verify) is the bank
-    driver's own. Remove it once the driver can attach.
-    """
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def launch(cls, options: dict[str, Any], services: dict[str, str], run_dir: str
-                     ) -> AsyncIterator[dict[str, Any]]:
-        names = Names(str(options.get("namespace", "")))
-        present = {tp.topic for tp in await input_partitions(services["kafka"], names)}
-        missing = sorted(set(names.inputs) - present)
-        if missing:
-            raise RuntimeError(f"no bank pipeline is running in namespace {names.namespace!r}: "
-                               f"topics {missing} do not exist")
-        yield {"bank_launched": True, "namespace": names.namespace, "group": options.get("group") or names.group,
-               "api_ports": [], "pids": {}, "problems": []}
 
 
 def brief(summary: dict[str, Any]) -> dict[str, Any]:
@@ -83,13 +55,10 @@ def _ms(us: Any) -> float | None:
 async def run_job(job: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> bool:
     from harness.engine.runner import RunOptions, execute
     from harness.plan import make_plan
-    from harness.protocol import check_driver
     from harness.spec import parse_spec
 
-    spec = parse_spec(job["spec"], "simulation request")
+    spec = parse_spec(job["spec"], "simulation request")  # attach = true: the bank driver starts nothing
     plan = make_plan(spec, "simulation request")
-    if job.get("attach", True):
-        plan = dataclasses.replace(plan, target=check_driver(AttachedBank, "bank (attached)"))
     services: dict[str, str | None] = {"kafka": job["kafka"], "postgres": os.environ[ENV_DSN]}
 
     def started(run_dir: Path, _spec: Any, processes: int) -> None:

@@ -124,7 +124,7 @@ def build_spec(req: StartRequest, cfg: SimConfig) -> dict[str, Any]:
         spec["workload_options"] = {**spec.get("workload_options", {}), **req.workload_options}
     options = dict(spec.get("target_options", {}))
     if cfg.attach:
-        options.update(namespace=cfg.namespace, reset=False, keep_topics=True)
+        options.update(attach=True, namespace=cfg.namespace, reset=False, keep_topics=True)
         if cfg.group:
             options["group"] = cfg.group
         else:
