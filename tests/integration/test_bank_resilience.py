@@ -131,11 +131,13 @@ async def bank_driver(
 async def send_paced(
     driver: BankDriver, done: Completions, make: Callable[[int], tuple[str, Any]], rate: float, seconds: float
 ) -> None:
-    """Open loop at `rate` ops/s for `seconds`: every op is intended at its place in the schedule."""
+    """Open loop at `rate` ops/s for `seconds`: every op of the schedule is sent (late if the loop was
+    starved), intended at its place in the schedule."""
     start_ns = time.monotonic_ns()
+    total = int(rate * seconds)
     n = 0
-    while (elapsed_ns := time.monotonic_ns() - start_ns) < seconds * 1e9:
-        due = int(elapsed_ns * rate / 1e9) + 1
+    while n < total:
+        due = min(total, int((time.monotonic_ns() - start_ns) * rate / 1e9) + 1)
         ops = []
         while n < due:
             kind, payload = make(n)
