@@ -9,7 +9,8 @@
     partitions = 1                    # partitions of a topic this run creates
     replication = 1                   # replication factor of a topic this run creates
 
-    key = "{row.customer}"            # template; default none (partitions taken in turn)
+    key = "{row.customer}"            # template; default none: partitions taken in turn, each
+                                      # generator process its own share when they divide evenly
     headers = { "source" = "edabench", "trace" = "{uuid}" }   # templates
     serializer = "bytes"              # "bytes" | "json" | "avro"
     value_size = 100                  # "bytes": random bytes, drawn once (the default: 100)
@@ -354,6 +355,16 @@ async def register(setup: Setup, url: str) -> tuple[RegistryClient, int | None]:
         raise type(exc)(f"target_options.schema_registry: {exc}") from None
 
 
+def own_partitions(partitions: int, process_index: int, process_count: int) -> list[int]:
+    """The partitions a generator process sends keyless records to: its own share when they divide
+    evenly among the processes, so that each partition has one producer (on the embedded broker a
+    reader tailing a partition that two producers append to at once was seen to skip records),
+    else all of them (an uneven share would load some partitions more than others)."""
+    if process_count > 1 and partitions % process_count == 0:
+        return [p for p in range(partitions) if p % process_count == process_index]
+    return list(range(partitions))
+
+
 class KafkaDriver(Driver):
     name: ClassVar[str] = "kafka"
     Options: ClassVar[type[BaseModel]] = KafkaOptions
@@ -398,6 +409,7 @@ class KafkaDriver(Driver):
         self._tag = b""
         self._seq = 0
         self._last_id = -1
+        self._own: list[int] = []  # partitions this process writes keyless records to
         self._consume = False
         self._start_offsets: dict[tuple[str, int], int] = {}
 
@@ -423,7 +435,8 @@ class KafkaDriver(Driver):
         self._producer = KafkaProducer(bootstrap, self._delivered, acks=o.acks, linger_ms=o.linger_ms,
                                        compression=None if o.compression == "none" else o.compression,
                                        config=dict(o.kafka_config))
-        await self._producer.prepare([o.topic])
+        partitions = (await self._producer.prepare([o.topic]))[o.topic]
+        self._own = own_partitions(partitions, ctx.process_index, ctx.process_count)
         ctx.background(self._producer.run, "kafka-producer")
         if not self._consume:
             return
@@ -463,6 +476,8 @@ class KafkaDriver(Driver):
         assert setup is not None and ctx is not None and producer is not None and setup.value is not None
         produce, topic, make = producer.produce, self._topic, setup.value.make
         key_t, header_ts, rows = setup.key, setup.headers, setup.rows
+        own = self._own
+        n_own = len(own)
         needs_vars = setup.value.needs_vars or key_t is not None or bool(header_ts)
         process, run_id = ctx.process_index, ctx.run_id
         matcher = self._matcher
@@ -494,7 +509,7 @@ class KafkaDriver(Driver):
                     continue
                 matcher.expect(corr_value, op.id)  # type: ignore[union-attr]
             try:
-                produce(topic, value, key, headers=headers, op_id=op.id)
+                produce(topic, value, key, own[seq % n_own] if key is None else None, headers, op.id)
             except BufferError:
                 complete(op.id, "produce_queue_full")
             except Exception as exc:  # KafkaException: e.g. a record larger than the broker takes

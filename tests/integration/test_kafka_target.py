@@ -58,11 +58,11 @@ def create_topics(bootstrap: str, *topics: str, partitions: int = 3) -> None:
 
 
 def kafka_run(tmp_path: Path, bootstrap: str, name: str, rate: float, duration_s: float,
-              options: dict[str, Any]) -> RunOutcome:
+              options: dict[str, Any], processes: int = 1) -> RunOutcome:
     spec = parse_spec({"name": name, "target": "kafka", "duration_s": duration_s, "timeout_s": 5,
                        "rate": {"rate": rate}, "target_options": options})
     return run(execute(make_plan(spec), RunOptions(runs_root=tmp_path, services={"kafka": bootstrap},
-                                                   command=["test"])))
+                                                   processes=processes, command=["test"])))
 
 
 def counts(outcome: RunOutcome) -> dict[str, Any]:
@@ -136,6 +136,16 @@ def test_consumer_lag_is_reported_every_second(single_topic_run: RunOutcome) -> 
     measured = [line for line in lines if line["target_rate"] > 0]
     assert len(measured) == SINGLE_S
     assert all(line["extra"]["consumer_lag"] >= 0 for line in measured)
+
+
+def test_each_generator_process_finishes_its_own_ops_from_the_shared_output(
+        tmp_path: Path, embedded_kafka: str) -> None:
+    topic = fresh("two-procs")
+    outcome = kafka_run(tmp_path, embedded_kafka, "kafka-procs", 1000, 2, {
+        "topic": topic, "partitions": 2, "completion": "consume", "output_topic": topic}, processes=2)
+    c = counts(outcome)
+    assert c["ok"] == c["scheduled"] == 2000
+    assert outcome.summary["books_balanced"] and outcome.summary["verify"]["problems"] == []
 
 
 def test_a_forwarding_hop_between_a_topic_pair_shows_in_the_latency(

@@ -13,6 +13,7 @@ import pytest
 from harness.protocol import Op
 from harness.templating import DataRows, OpVars, Template
 from targets.kafka.avro import AvroDecoder, AvroEncoder, frame, schema_id_of
+from targets.kafka.driver import own_partitions
 from targets.kafka.values import JsonValue, RandomBytes, TextValue, compile_doc
 
 ORDER = fastavro.parse_schema({"type": "record", "name": "Order", "fields": [
@@ -98,3 +99,12 @@ async def test_an_id_no_registry_has_is_remembered_as_unknown() -> None:
     assert decoder.knows(9)
     with pytest.raises(ValueError, match="schema id 9 is not in the registry"):
         decoder.decode(frame(9, b"\x02"))
+
+
+def test_keyless_records_of_each_process_go_to_its_own_share_of_the_partitions() -> None:
+    assert [own_partitions(6, i, 3) for i in range(3)] == [[0, 3], [1, 4], [2, 5]]
+
+
+def test_partitions_that_do_not_divide_evenly_are_all_used_by_every_process() -> None:
+    assert own_partitions(3, 1, 2) == [0, 1, 2]
+    assert own_partitions(4, 0, 1) == [0, 1, 2, 3]
