@@ -355,6 +355,10 @@ async def register(setup: Setup, url: str) -> tuple[RegistryClient, int | None]:
         raise type(exc)(f"target_options.schema_registry: {exc}") from None
 
 
+def _ignore(op_ids: list[int]) -> None:
+    pass
+
+
 def own_partitions(partitions: int, process_index: int, process_count: int) -> list[int]:
     """The partitions a generator process sends keyless records to: its own share when they divide
     evenly among the processes, so that each partition has one producer (on the embedded broker a
@@ -429,12 +433,14 @@ class KafkaDriver(Driver):
             assert schema_id is not None
             setup.value = AvroValue(setup.render, AvroEncoder(schema_id, setup.schema).encode)
         self._topic = o.topic
-        self._consume = o.completion == "consume"
         tag = f"{ctx.run_id}.{ctx.process_index}"
         self._tag = f"{tag}/".encode()
-        self._producer = KafkaProducer(bootstrap, self._delivered, acks=o.acks, linger_ms=o.linger_ms,
-                                       compression=None if o.compression == "none" else o.compression,
-                                       config=dict(o.kafka_config))
+        self._consume = o.completion == "consume"
+        # acks finish their ops in one call per poll (ack mode); in consume mode they finish nothing
+        acked = _ignore if self._consume else ctx.completions.complete_many
+        self._producer = KafkaProducer(bootstrap, self._failed, on_acked=acked, acks=o.acks,
+                                       linger_ms=o.linger_ms, config=dict(o.kafka_config),
+                                       compression=None if o.compression == "none" else o.compression)
         partitions = (await self._producer.prepare([o.topic]))[o.topic]
         self._own = own_partitions(partitions, ctx.process_index, ctx.process_count)
         ctx.background(self._producer.run, "kafka-producer")
@@ -461,9 +467,9 @@ class KafkaDriver(Driver):
         ctx.background(self._reader.run, "kafka-output")
         ctx.background(self._watch, "kafka-lag")
 
-    def _delivered(self, op_id: int, error: str | None) -> None:
-        """Ack mode: every report finishes its op. Consume mode: only a failed produce does."""
-        if error is not None or not self._consume:
+    def _failed(self, op_id: int, error: str | None) -> None:
+        """A record the broker did not take finishes its op with the error, in either mode."""
+        if error is not None:
             self._ctx.completions.complete(op_id, error)  # type: ignore[union-attr]
 
     async def send(self, op: Op) -> Result | None:
