@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.books import Books
+from harness.books import OUTCOMES, Books
 from harness.engine.eager import EagerRunner
 from harness.engine.inflight import InFlight
 from harness.engine.supervise import Supervisor
@@ -143,6 +143,7 @@ class LoadGenerator:
         self._mix = _Mix([o.weight for o in self.spec.ops], self.spec.seed * 7919 + cfg.index)
         self._tick = 0
         self._last_totals = dict.fromkeys(("scheduled", "sent", "ok", "error", "timeout", "not_sent"), 0)
+        self._last_kind: list[tuple[int, int, int, int]] = []  # per kind index: (ok, error, timeout, not_sent)
         self._eager: EagerRunner | None = None
         self._sending: int = -1  # id of the op inside a synchronous send call
         self._early: dict[int, tuple[str | None, int | None]] = {}
@@ -542,7 +543,19 @@ class LoadGenerator:
         self._last_totals = totals
         t = max(0, self._tick - 1)  # the interval in progress, also for the final report
         self.emit(IntervalReport(self.cfg.index, int(t), final, counts, self.in_flight.live, kinds,
-                                 self.lag.take(), extra, dict(self.gauges)))
+                                 self.lag.take(), extra, dict(self.gauges), self._kind_counts()))
+
+    def _kind_counts(self) -> dict[str, dict[str, int]]:
+        """Per kind, the outcomes reached since the last interval report (kinds without any left out)."""
+        books, last, out = self.books, self._last_kind, {}
+        for k, name in enumerate(books.names):
+            now = (books.ok[k], books.error[k], books.timeout[k], books.not_sent[k])
+            if k == len(last):
+                last.append((0, 0, 0, 0))
+            if now != last[k]:
+                out[name] = dict(zip(OUTCOMES, (a - b for a, b in zip(now, last[k], strict=True)), strict=True))
+                last[k] = now
+        return out
 
     async def _verify(self) -> list[str]:
         try:

@@ -24,7 +24,7 @@ MAX_WAIT_INTERVALS = 10  # an interval a process has not reported after this man
 
 
 class _Pending:
-    __slots__ = ("counts", "extra", "gauges", "in_flight", "kinds", "lag", "reported")
+    __slots__ = ("counts", "extra", "gauges", "in_flight", "kind_counts", "kinds", "lag", "reported")
 
     def __init__(self) -> None:
         self.reported: set[int] = set()
@@ -34,6 +34,7 @@ class _Pending:
         self.lag: list[Sparse | None] = []
         self.extra: dict[str, list[Sparse | None]] = {}
         self.gauges: dict[str, float] = {}
+        self.kind_counts: dict[str, dict[str, int]] = {}
 
 
 class _Log:
@@ -115,6 +116,10 @@ class Collector:
             iv.extra.setdefault(metric, []).append(part)
         for name, value in report.gauges.items():
             iv.gauges[name] = max(iv.gauges.get(name, value), value)
+        for kind, outcomes in report.kind_counts.items():
+            into = iv.kind_counts.setdefault(kind, {})
+            for key, n in outcomes.items():
+                into[key] = into.get(key, 0) + n
         self.newest_t = max(self.newest_t, t)
         if len(iv.reported) >= self.processes and not report.final:
             self._flush(upto=t)
@@ -179,6 +184,7 @@ class Collector:
             "lag_p99_us": lag_p99,
             "observed": observed,
             "extra": iv.gauges,
+            "kind_counts": iv.kind_counts,  # per kind: outcomes reached in this second (kinds with any)
         }
         self._timeseries.write(orjson.dumps(line) + b"\n")
         self._timeseries.flush()  # live readers (dashboards, tail -f) see every second

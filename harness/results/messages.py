@@ -34,6 +34,9 @@ class IntervalReport:
     lag: Sparse | None = None  # schedule lag: actual send - intended
     extra: dict[str, Sparse] = field(default_factory=dict)  # Completions.observe
     gauges: dict[str, float] = field(default_factory=dict)  # Completions.gauge
+    # per op kind: ops that reached each outcome (ok, error, timeout, not_sent) during the interval;
+    # only kinds with a change (the live metrics' counter by kind and outcome)
+    kind_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -69,7 +72,7 @@ def to_wire(report: IntervalReport | FinalReport) -> dict[str, Any]:
         "counts": report.counts, "in_flight": report.in_flight,
         "kinds": {k: [_sparse_wire(v.response), _sparse_wire(v.service)] for k, v in report.kinds.items()},
         "lag": _sparse_wire(report.lag), "extra": {k: _sparse_wire(v) for k, v in report.extra.items()},
-        "gauges": report.gauges,
+        "gauges": report.gauges, "kind_counts": report.kind_counts,
     }
 
 
@@ -81,4 +84,5 @@ def from_wire(data: dict[str, Any]) -> IntervalReport | FinalReport:
     kinds = {k: KindInterval(_sparse_unwire(v[0]), _sparse_unwire(v[1])) for k, v in data["kinds"].items()}
     extra = {k: s for k, v in data["extra"].items() if (s := _sparse_unwire(v)) is not None}
     return IntervalReport(int(data["process"]), int(data["t"]), bool(data["final"]), dict(data["counts"]),
-                          int(data["in_flight"]), kinds, _sparse_unwire(data["lag"]), extra, dict(data["gauges"]))
+                          int(data["in_flight"]), kinds, _sparse_unwire(data["lag"]), extra, dict(data["gauges"]),
+                          dict(data.get("kind_counts") or {}))
