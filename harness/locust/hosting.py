@@ -77,6 +77,7 @@ class HostedGenerator:
             pass
         finally:
             self.done.set()
+            self.close()
 
     def go(self, start_mono_ns: int) -> None:
         self.send(("go", start_mono_ns))
@@ -84,13 +85,13 @@ class HostedGenerator:
     def stop(self) -> None:
         self.send(("stop",))
 
-    def close(self, wait_s: float = EXIT_WAIT_S) -> None:
-        """Wait for the host to exit (it does once its generator has sent its books), then reap it."""
-        self.done.wait(wait_s)
+    def close(self) -> None:
+        """Reap the host once its socket closed (it exits after its generator sent its books, or
+        after a failed start); one that lingers is killed."""
         with contextlib.suppress(OSError):
             self.sock.close()
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=5)
@@ -158,8 +159,6 @@ class Hosting:
             self.send(MSG_FAILED, {**mine, "reason": str(message[1])})
         elif kind == "report":
             self._relay(message[1], mine)
-        elif kind == "done":
-            gevent.spawn(host.close)
 
     def _relay(self, report: IntervalReport | FinalReport, mine: dict[str, Any]) -> None:
         extra: dict[str, Any] = dict(mine)
