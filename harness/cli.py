@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.plugins import after_run
 from harness.results import gate as gating
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -69,20 +70,6 @@ def _mount_plugins() -> None:
             app.add_typer(target, name=ep.name)
         elif callable(target):
             target(app)  # a function that registers its own command(s)
-
-
-def _after_run(run_dir: Path) -> list[Path]:
-    """What other rooms make of a finished run (the HTML report), by entry point."""
-    out = []
-    for ep in entry_points(group="edabench.after_run"):
-        try:
-            made = ep.load()(run_dir)
-        except Exception:
-            log.exception("%s failed for %s", ep.name, run_dir)
-            continue
-        if made:
-            out.append(Path(made))
-    return out
 
 
 def fail(message: str, code: int = gating.USAGE) -> typer.Exit:
@@ -178,7 +165,7 @@ def run(
         log.debug("run failed", exc_info=True)
         raise fail(f"{type(exc).__name__}: {exc}") from None
     summary = outcome.summary
-    made = _after_run(outcome.run_dir) if report else []
+    made = after_run(outcome.run_dir) if report else []
     checks = gating.evaluate_slos(summary)
     from harness.results.junit import write_checks
 

@@ -54,3 +54,21 @@ def load_target(name: str) -> Any:
 
 def load_workload(name: str) -> Any:
     return load(WORKLOADS, name)
+
+
+def after_run(run_dir: Any) -> list[Any]:
+    """What other rooms make of a finished run (the HTML report), by `edabench.after_run` entry point;
+    a failing step is logged, never fatal: the run's results are already written."""
+    import logging
+    from pathlib import Path
+
+    out = []
+    for ep in entry_points(group="edabench.after_run"):
+        try:
+            made = ep.load()(Path(run_dir))
+        except Exception:
+            logging.getLogger(__name__).exception("%s failed for %s", ep.name, run_dir)
+            continue
+        if made:
+            out.append(Path(made))
+    return out

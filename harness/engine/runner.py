@@ -134,13 +134,13 @@ async def execute(plan: Plan, opts: RunOptions) -> RunOutcome:
     interrupted = stop.is_set() or any(f.interrupted for f in collector.finals)
     record.end(interrupted)
     summary = build_summary(
-        spec.name, collector, collector.finals, processes, _measured_s(spec, start_ns, collector.finals),
-        _slo(spec), interrupted, spec.slo.max_schedule_lag_ms, spec.slo.check_generator, problems)
+        spec.name, collector, collector.finals, processes, measured_s(spec, start_ns, collector.finals),
+        slo_of(spec), interrupted, spec.slo.max_schedule_lag_ms, spec.slo.check_generator, problems)
     write_json(run_dir / "summary.json", summary)
     return RunOutcome(run_dir, summary)
 
 
-def _slo(spec: Any) -> dict[str, Any]:
+def slo_of(spec: Any) -> dict[str, Any]:
     slo = spec.slo.model_dump(exclude_none=True)
     for table in ("ops", "observed"):
         for goals in slo.get(table, {}).values():
@@ -151,7 +151,7 @@ def _slo(spec: Any) -> dict[str, Any]:
     return slo
 
 
-def _measured_s(spec: Any, start_ns: int, finals: list[FinalReport]) -> float:
+def measured_s(spec: Any, start_ns: int, finals: list[FinalReport]) -> float:
     """The measured window actually run: from the end of the warm-up to the schedule's end (or
     the stop), never the configured duration of a run cut short."""
     if not start_ns or not finals:

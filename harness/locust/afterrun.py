@@ -12,9 +12,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    from harness.cli import _after_run
+    from harness.plugins import after_run
 
-    for path in _after_run(Path(sys.argv[1])):
+    for path in after_run(Path(sys.argv[1])):
         print(path)
 
 

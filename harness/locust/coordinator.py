@@ -23,7 +23,7 @@ import gevent
 from gevent.event import Event
 from hdrh.histogram import HdrHistogram
 
-from harness.engine.runner import _measured_s, _slo
+from harness.engine.runner import measured_s, slo_of
 from harness.locust.wire import MANIFEST, MSG_GO, MSG_PLAN, MSG_STOP, HostPlan, Session
 from harness.profiles import build
 from harness.results.collector import Collector
@@ -247,7 +247,7 @@ class TestRun:
         # a test started from the UI without a run time ends with its Stop: that is its schedule's end
         interrupted = self.session.timed and (self.stopped_early or any(f.interrupted for f in finals))
         summary = build_summary(spec.name, self.collector, finals, len(self.hosts),
-                                _measured_s(spec, self.start_mono_ns, finals), _slo(spec), interrupted,
+                                measured_s(spec, self.start_mono_ns, finals), slo_of(spec), interrupted,
                                 spec.slo.max_schedule_lag_ms, spec.slo.check_generator, self.problems)
         summary["locust"] = locust_view(self.env.stats)
         write_json(self.run_dir / "summary.json", summary)
