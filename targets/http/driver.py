@@ -4,7 +4,7 @@
     url = "http://127.0.0.1:8080/api/health"   # required; a base URL when `requests` give paths
     method = "GET"
     headers = { "Authorization" = "Bearer x" }
-    body = '{"n": {seq}}'                       # or body_file = "payload.json"
+    body = '{{"n": {seq}}}'                   # braces doubled; or body_file = "payload.json"
     connections = 64                            # keep-alive connections (HTTP/1.1)
     ok_status = [200, 201]                      # default: any 2xx; else error kind http_<code>
     verify = true                               # false: accept a self-signed certificate
