@@ -12,7 +12,7 @@
     [target_options.requests.login]             # per op kind: method, url or path, headers, body
     method = "POST"
     path = "/login"
-    body = '{"user": "{row.name}"}'
+    body = '{{"user": "{row.name}"}}'
     [target_options.check]                      # optional, like k6's check(): a failed check is an
     status = 200                                # error of kind check_status / check_json
     json = { "status" = "ok" }                  # dotted paths into the JSON answer
