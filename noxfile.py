@@ -37,9 +37,10 @@ FULL = [
 SOAKS = ["workloads/bank-soak.toml", "workloads/cart-soak.toml"]
 
 
-# Debian packages some tests drive for real (headless Chromium for the browser tests, promtool to
-# check the Prometheus exposition): installed when missing and we may (root, apt-get present).
-DEBIAN_TOOLS = {"chromium": "chromium", "promtool": "prometheus"}
+# Debian packages some tests drive for real (headless Chromium for the browser tests, promtool and
+# prometheus for the exposition and a real scrape, wrk as the HTTP benchmark's anchor): installed
+# when missing and we may (root, apt-get present).
+DEBIAN_TOOLS = {"chromium": "chromium", "promtool": "prometheus", "wrk": "wrk"}
 
 
 def ensure_debian_tools(session: nox.Session) -> None:
