@@ -121,8 +121,10 @@ class Pool:
             return
 
     def _done(self, conn: asyncpg.Connection, failed: BaseException | None) -> None:
-        """Return `conn`; one interrupted mid-query (cancelled, connection error) is not trusted again."""
-        if isinstance(failed, asyncio.CancelledError | OSError | asyncpg.InterfaceError):
+        """Return `conn`; only an error the server answered with leaves it trusted. Anything else
+        (cancelled mid-query, connection lost, asyncpg's own protocol-state error after the server
+        killed the backend) may leave it half-way through a protocol exchange."""
+        if failed is not None and not isinstance(failed, asyncpg.PostgresError):
             conn.terminate()
         self._give(conn)
 

@@ -50,7 +50,7 @@ async def test_a_connection_killed_by_the_server_is_replaced(database: str) -> N
     try:
         pid = await pool.fetchval("SELECT pg_backend_pid()")
         await admin.execute("SELECT pg_terminate_backend($1)", pid)
-        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
             await pool.fetchval("SELECT 1")  # the first use finds it dead
         new_pid = await asyncio.wait_for(pool.fetchval("SELECT pg_backend_pid()"), 10)
         assert new_pid != pid
