@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, bench, perf, truth, soak, chaos, gate_noise, locust (see README, "Sessions")."""
+"""Sessions: tests, lint, bench, perf, truth, slow, soak, chaos, gate_noise, locust (see README, "Sessions")."""
 
 from __future__ import annotations
 
@@ -92,6 +92,13 @@ def truth(session: nox.Session) -> None:
     """The echo target against its analytic truth (p50, p99, p99.9, max within 5%), where load is controlled."""
     session.install("-e", ".[test]")
     session.run("pytest", "tests/truth", "-m", "slow", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The slow integration tests: a 3-minute bank run, the seed's 60 s Gateway flow, cart scenarios."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/integration", "-m", "slow", "-p", "no:randomly", *session.posargs)
 
 
 @nox.session

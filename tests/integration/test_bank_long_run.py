@@ -117,6 +117,7 @@ def test_a_reader_that_goes_deaf_is_caught_by_the_watchdog_and_nothing_is_called
     assert any("are in the ledger (applied, but not heard" in p for p in problems), problems
 
 
+@pytest.mark.slow  # 3 minutes: `nox -s slow`; `nox -s perf` runs the whole 5-minute bank-sustained
 def test_three_minutes_at_50_events_per_second_hears_every_outcome(tmp_path: Path) -> None:
     """The duration that failed every time before: every op ok, books balanced, verification clean."""
     spec = load_spec(REPO / "workloads" / "bank-sustained.toml").with_overrides(duration_s=180, warmup_s=5)
