@@ -1,6 +1,9 @@
 """Max open-loop send rate of one generator process against the embedded broker, as a ratio to librdkafka.
 
-Every round starts a fresh embedded broker (in-memory Tansu) and, on it:
+Every measurement runs on a fresh embedded broker (in-memory Tansu) of its own: the anchors, and
+each step of the generator. That broker keeps every record in memory and slows down as it fills
+(its CPU per record doubled over one search on a shared broker), so a shared one would measure
+the broker's history. With ``--kafka`` every measurement uses that broker instead.
 
 1. anchor: a bare confluent-kafka ``Producer`` (librdkafka, ``enable.idempotence=false``, ``acks=1``)
    produces 200-byte records as fast as it can for ``--anchor-s`` seconds, then flushes;
@@ -227,16 +230,26 @@ async def _broker(kafka: str | None, run_dir: Path) -> AsyncIterator[tuple[str, 
         yield stack.urls["kafka"], stack.pids.get("tansu")
 
 
-async def search(cfg: Config, variant: Variant, bootstrap: str, broker_pid: int | None, runs: Path, index: int,
+async def fresh_step(kafka: str | None, work: Path, variant: Variant, rate: float, warmup_s: int,
+                     duration_s: int, runs: Path, partitions: int) -> Step:
+    """One generator step on a broker of its own: the embedded broker keeps every record in memory and
+    gets slower as it fills (its CPU per record doubled over one search), so a step after an
+    overloaded one would otherwise measure the broker's history."""
+    if variant.target != TARGET:
+        return await generator_step("", variant, rate, warmup_s, duration_s, runs)
+    async with _broker(kafka, work / f"broker-{variant.name}-{int(rate)}-{time.monotonic_ns()}") as (bootstrap, pid):
+        topic = f"{TOPIC}.{variant.name}.{time.monotonic_ns()}"
+        await create_topic(bootstrap, topic, partitions)
+        return await generator_step(bootstrap, variant, rate, warmup_s, duration_s, runs, topic, pid)
+
+
+async def search(cfg: Config, variant: Variant, kafka: str | None, work: Path, runs: Path, index: int,
                  log: Any) -> dict[str, Any]:
     """Max rate of the generator through one driver variant, then the schedule lag at 80% of it."""
-    topic = f"{TOPIC}.{variant.name}.{index}.{time.monotonic_ns()}"
-    if variant.target == TARGET:
-        await create_topic(bootstrap, topic, cfg.partitions)
 
     async def step(rate: float) -> Step:
-        s = await generator_step(bootstrap, variant, rate, cfg.step_warmup_s, cfg.step_duration_s, runs, topic,
-                                 broker_pid)
+        s = await fresh_step(kafka, work, variant, rate, cfg.step_warmup_s, cfg.step_duration_s, runs,
+                             cfg.partitions)
         log(f"round {index} {variant.name}: step {rate:,.0f}/s: sent {s.sent_rate:,.0f}/s, "
             f"acked {s.ok_rate:,.0f}/s, lag p99 {s.lag_p99_us} us, {'pass' if s.passed else 'FAIL'}")
         return s
@@ -246,8 +259,8 @@ async def search(cfg: Config, variant: Variant, bootstrap: str, broker_pid: int 
     lag_step = None
     if best:
         lag_rate = round(best * cfg.lag_share, -1) or best * cfg.lag_share
-        lag_step = await generator_step(bootstrap, variant, lag_rate, cfg.lag_warmup_s, cfg.lag_duration_s, runs,
-                                        topic, broker_pid)
+        lag_step = await fresh_step(kafka, work, variant, lag_rate, cfg.lag_warmup_s, cfg.lag_duration_s, runs,
+                                    cfg.partitions)
         lag = lag_step.extra["summary_schedule_lag_us"]
         log(f"round {index} {variant.name}: at {lag_rate:,.0f}/s schedule lag p99 {lag.get('p99')} us (summary)")
     max_step = next((s for s in steps if s.rate == best), None)
@@ -266,11 +279,13 @@ async def one_round(cfg: Config, kafka: str | None, work: Path, index: int,
         await create_topic(bootstrap, anchor_topic, cfg.partitions)
         anchor = await asyncio.to_thread(librdkafka_rate, bootstrap, anchor_topic, cfg.anchor_s, broker_pid)
         log(f"round {index}: librdkafka {anchor['rate']:,.0f} records/s")
+    async with _broker(kafka, work / f"broker-{index}-aiokafka") as (bootstrap, _):
+        await create_topic(bootstrap, anchor_topic, cfg.partitions)
         aio = await aiokafka_rate(bootstrap, anchor_topic, cfg.anchor_s)
         log(f"round {index}: aiokafka sequential {aio['rate']:,.0f} records/s")
-        runs = work / f"runs-{index}"
-        variants = {v.name: await search(cfg, v, bootstrap, broker_pid, runs, index, log)
-                    for v in VARIANTS if v.name in cfg.variants}
+    runs = work / f"runs-{index}"
+    variants = {v.name: await search(cfg, v, kafka, work, runs, index, log)
+                for v in VARIANTS if v.name in cfg.variants}
     for v in variants.values():
         v["ratio_to_librdkafka"] = ratio(v["max_rate"], anchor["rate"])
         v["ratio_to_aiokafka"] = ratio(v["max_rate"], aio["rate"])

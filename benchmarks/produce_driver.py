@@ -42,9 +42,11 @@ class ProduceDriver:
         self._producer: KafkaProducer | None = None
         self._topic = TOPIC
         self._value = b""
+        self._ctx: DriverContext | None = None
 
     async def start(self, ctx: DriverContext) -> None:
         opts = ctx.options
+        self._ctx = ctx
         self._topic = str(opts.get("topic", TOPIC))
         self._value = b"x" * int(opts.get("record_bytes", 200))
         self._producer = KafkaProducer(ctx.services["kafka"], ctx.completions.complete,
@@ -61,9 +63,11 @@ class ProduceDriver:
         return None
 
     def send_batch(self, ops: list[Op]) -> None:
-        produce, topic, value = self._producer.produce, self._topic, self._value  # type: ignore[union-attr]
-        for op in ops:
-            produce(topic, value, op_id=op.id)
+        assert self._producer is not None and self._ctx is not None
+        ids = [op.id for op in ops]
+        queued = self._producer.produce_batch(self._topic, [self._value] * len(ids), ids)
+        for op_id in ids[queued:]:
+            self._ctx.completions.complete(op_id, "produce_queue_full")
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -31,6 +31,10 @@ class Recorder:
         self._clipped = 0  # this interval's
         self.clipped = 0  # all intervals'
 
+    def extend(self, values: np.ndarray) -> None:
+        """Add many µs values at once (an int64 array)."""
+        self._buf.frombytes(values.astype(np.int64, copy=False).tobytes())
+
     def __len__(self) -> int:
         return len(self._buf) + self._total
 

@@ -19,10 +19,11 @@ import contextlib
 import gc
 import logging
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,8 @@ LONG_WAIT_NS = 50_000_000
 # CPU per op). Ops due meanwhile go out together when it ends: at most ~1 ms of schedule lag.
 MIN_SLEEP_NS = 1_000_000
 MAX_BATCH = 2048  # ops per pass when behind schedule: I/O and timers get a turn in between
+FAST_PASS = 32  # passes this long take the whole-pass path when they can (numpy's fixed cost pays off)
+VECTOR_ACKS = 32  # batches of acknowledgements this long are booked with array operations
 
 
 @dataclass
@@ -238,7 +241,8 @@ class LoadGenerator:
         cap = spec.max_in_flight
         for ids, offsets in profile.arrivals(self.cfg.index, self.cfg.count):
             ids_l: list[int] = ids.tolist()
-            due_l: list[int] = (offsets + start).tolist()
+            due_a = offsets + start
+            due_l: list[int] = due_a.tolist()
             kinds_l = self._mix.pick(len(ids_l))
             i, n = 0, len(ids_l)
             while i < n:
@@ -259,11 +263,42 @@ class LoadGenerator:
                 # at the cap, a pass only books ops not sent
                 room = cap - self.in_flight.live
                 j = bisect_right(due_l, now, i, min(n, i + MAX_BATCH, i + room) if room > 0 else min(n, i + MAX_BATCH))
-                self._dispatch(ids_l, kinds_l, due_l, i, j, now)
+                if j - i >= FAST_PASS and self._plain_pass(ids_l, due_l, i, j):
+                    self._dispatch_plain(ids_l, ids, due_l, due_a, i, j, now)
+                else:
+                    self._dispatch(ids_l, kinds_l, due_l, i, j, now)
                 i = j
                 await sleep(0)  # completions, timers and I/O get their turn between passes
         self._schedule_end_ns = mono()
         return stop.is_set()
+
+    def _plain_pass(self, ids: list[int], due: list[int], i: int, j: int) -> bool:
+        """Whether ops i..j-1 can take the whole-pass path: one op kind, no workload payloads,
+        and every op has room in flight (slots are taken in id order: if the last fits, all do)."""
+        if self.workload is not None or not self._mix.single:
+            return False
+        in_flight = self.in_flight
+        return not in_flight.live or (in_flight.live < self.spec.max_in_flight and in_flight.room_for(ids[j - 1]))
+
+    def _dispatch_plain(self, ids: list[int], ids_a: np.ndarray, due: list[int], due_a: np.ndarray,
+                        i: int, j: int, now: int) -> None:
+        """`_dispatch` for a pass of one kind where every op is sent: the books by whole-pass sums,
+        the schedule lag of the pass by one numpy expression, one `Op` per op and nothing else."""
+        books = self.books
+        split = bisect_left(due, self.warmup_end_ns, i, j)  # the pass's ops before it are warm-up
+        books.warmup[0] += split - i
+        books.m_scheduled[0] += j - split
+        books.scheduled[0] += j - i
+        self.lag.extend((now - due_a[i:j]) // 1000)
+        n = j - i
+        ops = list(map(Op, ids[i:j], repeat(books.names[0], n), repeat(None, n), due[i:j], repeat(now, n)))
+        if self._batch:
+            self.in_flight.add_pass(ops, ids_a[i:j], due_a[i:j], now)
+            self._hand_batch(ops)
+        elif self.cfg.target.send_is_coroutine and self._eager is not None:
+            self._send_eager(ops)
+        else:
+            self._send_each(ops)
 
     def _dispatch(self, ids: list[int], kinds: list[int], due: list[int], i: int, j: int, now: int) -> None:
         """Send ops i..j-1, all due by `now`. Counters are inlined: this runs once per op."""
@@ -309,6 +344,10 @@ class LoadGenerator:
         add = self.in_flight.add
         for op in ops:
             add(op)
+        self._hand_batch(ops)
+
+    def _hand_batch(self, ops: list[Op]) -> None:
+        """`send_batch` for ops already in flight (so that completions during the call find them)."""
         try:
             self.driver.send_batch(ops)
         except Exception as exc:  # the whole batch failed to enqueue
@@ -441,9 +480,15 @@ class LoadGenerator:
 
     def complete_ok_many(self, op_ids: Sequence[int], done: int) -> None:
         """Several ops answered ok at one instant (a transport's batch of acks): the same books as
-        `complete` op by op, with the common path inlined."""
-        pop = self.in_flight.pop
+        `complete` op by op; a long batch of one kind's plain ops is booked with array operations."""
+        in_flight = self.in_flight
         books = self.books
+        if len(op_ids) >= VECTOR_ACKS and self.workload is None and len(books.names) == 1:
+            popped = in_flight.pop_many(op_ids)
+            if popped is not None:
+                self._book_ok_slots(*popped, done)
+                return
+        pop = in_flight.pop
         index, ok_n, m_ok = books.index, books.ok, books.m_ok
         response, service = books.response, books.service
         warm_end, timeout_ns = self.warmup_end_ns, self.timeout_ns
@@ -465,6 +510,32 @@ class LoadGenerator:
                 m_ok[k] += 1
                 response[k].add((done - op.intended_ns) // 1000)
                 service[k].add((done - op.sent_ns) // 1000)
+
+    def _book_ok_slots(self, slots: np.ndarray, late: int, done: int) -> None:
+        """Book ops just removed from these ring slots as answered ok at `done` (one kind, no workload)."""
+        in_flight, books = self.in_flight, self.books
+        self.late += late
+        intended = in_flight._intended[slots]
+        age = done - intended
+        over = age > self.timeout_ns
+        if over.any():  # later than the timeout is a timeout, never ok
+            for slot in slots[over].tolist():
+                self._finish(in_flight.ops[slot], None, done)  # type: ignore[arg-type]
+            in_flight.forget(slots)
+            keep = ~over
+            slots, intended, age = slots[keep], intended[keep], age[keep]
+        else:
+            in_flight.forget(slots)
+        sent = in_flight._sent[slots]
+        books.ok[0] += int(slots.size)
+        measured = intended >= self.warmup_end_ns
+        n = int(np.count_nonzero(measured))
+        if n:
+            if n < slots.size:
+                age, sent = age[measured], sent[measured]
+            books.m_ok[0] += n
+            books.response[0].extend(age // 1000)
+            books.service[0].extend((done - sent) // 1000)
 
     def _finish(self, op: Op, error: str | None, done: int) -> None:
         books = self.books

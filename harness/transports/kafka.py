@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,13 +59,18 @@ class KafkaProducer:
         self._on_delivered = on_delivered
         # acknowledged op ids, handed over in one call per poll (one call per op costs more than the ack)
         self._on_acked = on_acked
-        self._acked: list[int] = []
-        self._fifos: dict[str, list[deque[int]]] = {}  # topic -> partition -> op ids in produce order
-        self._partitions: dict[str, int] = {}
-        self._rr: dict[str, int] = {}
+        self._topics: dict[str, tuple[int, int]] = {}  # topic -> (index of its first FIFO, partitions)
+        self._fifos: list[list[int]] = []  # per (topic, partition): op ids in produce order (-1: no op)
+        self._heads: list[int] = []  # per FIFO: where its oldest unreported op id is
+        self._reports: list[int] = []  # the FIFO of each delivery report since the last hand-over
+        self._report = self._reports.append
+        self._errors: dict[int, str] = {}  # position in _reports -> error kind
+        self._one_topic = True
+        self._unowned = 0  # records produced without an op id, not yet reported
+        self._rr = 0
+        self.produced = 0
         self.failed = 0
         self.delivered = 0
-        self.pending = 0
 
     async def prepare(self, topics: Sequence[str], timeout_s: float = 30.0) -> dict[str, int]:
         """Learn the partition count of each topic (an op's partition is chosen here, so that its
@@ -75,52 +80,123 @@ class KafkaProducer:
             info = meta.topics.get(topic)
             if info is None or info.error is not None or not info.partitions:
                 raise LookupError(f"topic {topic!r} does not exist on the broker")
-            self._partitions[topic] = len(info.partitions)
-            self._fifos[topic] = [deque() for _ in range(len(info.partitions))]
-        return dict(self._partitions)
+            if topic in self._topics:
+                continue
+            self._topics[topic] = (len(self._fifos), len(info.partitions))
+            self._fifos += [[] for _ in info.partitions]
+            self._heads += [0] * len(info.partitions)
+        self._one_topic = len(self._topics) == 1
+        return {t: n for t, (_, n) in self._topics.items()}
 
     def partitions(self, topic: str) -> int:
-        return self._partitions[topic]
+        return self._topics[topic][1]
 
+    @property
+    def pending(self) -> int:
+        """Records produced and not yet reported delivered or failed."""
+        return self.produced - self.delivered - self.failed - len(self._reports)
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None, partition: int | None = None,
                 headers: list[tuple[str, bytes]] | None = None, op_id: int = -1) -> None:
         """Enqueue one record to a topic `prepare` has seen. Raises BufferError when librdkafka's
         queue is full. Called once per op: kept to a few dict and list operations."""
-        fifos = self._fifos[topic]
+        first, n = self._topics[topic]
         if partition is None:
             if key is not None:
-                partition = zlib.crc32(key) % len(fifos)
+                partition = zlib.crc32(key) % n
             else:
-                i = self._rr[topic] = self._rr.get(topic, 0) + 1
-                partition = i % len(fifos)
+                self._rr += 1
+                partition = self._rr % n
         if headers:
             self._producer.produce(topic, value, key, partition, headers=headers)
         else:
             self._producer.produce(topic, value, key, partition)
-        fifos[partition].append(op_id)
-        self.pending += 1
+        self._fifos[first + partition].append(op_id)
+        self.produced += 1
+        if op_id < 0:
+            self._unowned += 1
+
+    def produce_batch(self, topic: str, values: Sequence[bytes], op_ids: Sequence[int],
+                      partition: int | None = None) -> int:
+        """Enqueue unkeyed records without headers, one per op, all to one partition (the next in
+        turn unless given): the per-record work is librdkafka's call alone. Returns how many were
+        queued; when librdkafka's queue fills up, the rest are not."""
+        first, n = self._topics[topic]
+        if partition is None:
+            self._rr += 1
+            partition = self._rr % n
+        produce = self._producer.produce
+        queued = len(values)
+        try:
+            for i, value in enumerate(values):  # noqa: B007 (read when a record is refused)
+                produce(topic, value, None, partition)
+        except BufferError:
+            queued = i
+        self._fifos[first + partition].extend(op_ids[:queued] if queued < len(op_ids) else op_ids)
+        self.produced += queued
+        return queued
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
-        fifo = self._fifos[msg.topic()][msg.partition()]
-        op_id = fifo.popleft() if fifo else -1
-        self.pending -= 1
+        # called by librdkafka for every record: only note which FIFO it belongs to
         if err is not None:
-            self.failed += 1
-            if op_id >= 0 and self._on_delivered is not None:
-                self._on_delivered(op_id, f"produce_{err.name().lower()}")
-            return
-        self.delivered += 1
-        if op_id >= 0:
-            if self._on_acked is not None:
-                self._acked.append(op_id)
-            elif self._on_delivered is not None:
-                self._on_delivered(op_id, None)
+            self._errors[len(self._reports)] = f"produce_{err.name().lower()}"
+        if self._one_topic:
+            self._report(msg.partition())
+        else:
+            self._report(self._topics[msg.topic()][0] + msg.partition())
 
     def _hand_over(self) -> None:
-        if self._acked:
-            acked, self._acked = self._acked, []
-            self._on_acked(acked)  # type: ignore[misc]
+        """Match the delivery reports served by the last poll to op ids: reports come back per
+        partition in produce order, so each FIFO gives up as many op ids as it has reports."""
+        reports = self._reports
+        if not reports:
+            return
+        fifos, heads = self._fifos, self._heads
+        acked: list[int] = []
+        errors = self._errors
+        if errors:
+            failed = []
+            for position, fifo_index in enumerate(reports):
+                head = heads[fifo_index]
+                op_id = fifos[fifo_index][head]
+                heads[fifo_index] = head + 1
+                error = errors.get(position)
+                if error is None:
+                    acked.append(op_id)
+                elif op_id >= 0:
+                    failed.append((op_id, error))
+                else:
+                    self._unowned -= 1
+            self.failed += len(errors)
+            self.delivered += len(reports) - len(errors)
+            errors.clear()
+        else:
+            failed = None
+            for fifo_index, count in Counter(reports).items():
+                head = heads[fifo_index]
+                fifo = fifos[fifo_index]
+                acked += fifo[head:head + count]
+                heads[fifo_index] = head + count
+            self.delivered += len(reports)
+        for fifo_index, head in enumerate(heads):  # keep each FIFO to what is still unreported
+            if head > 4096 and head * 2 > len(fifos[fifo_index]):
+                del fifos[fifo_index][:head]
+                heads[fifo_index] = 0
+        reports.clear()
+        if self._unowned:
+            owned = [op_id for op_id in acked if op_id >= 0]
+            self._unowned -= len(acked) - len(owned)
+            acked = owned
+        if failed and self._on_delivered is not None:
+            for op_id, error in failed:
+                self._on_delivered(op_id, error)
+        if not acked:
+            return
+        if self._on_acked is not None:
+            self._on_acked(acked)
+        elif self._on_delivered is not None:
+            for op_id in acked:
+                self._on_delivered(op_id, None)
 
     def poll(self) -> int:
         """Serve the delivery reports that are ready; returns how many."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from harness.engine.inflight import InFlight
 from harness.protocol import Op
 
@@ -120,3 +123,79 @@ def test_room_is_counted_in_this_processs_ops() -> None:
     ring.add(op(1))  # process 1's first op, sequence 0
     assert ring.room_for(1 + 2 * 1023)
     assert not ring.room_for(1 + 2 * 1024)
+
+
+def a_pass(first_id: int, n: int, processes: int = 1) -> tuple[list[Op], np.ndarray, np.ndarray]:
+    ids = np.arange(first_id, first_id + n * processes, processes, dtype=np.int64)
+    intended = ids * 10
+    return [op(int(i), int(t)) for i, t in zip(ids, intended, strict=True)], ids, intended
+
+
+def test_a_pass_added_at_once_pops_op_by_op_with_its_instants() -> None:
+    ring = InFlight(100, processes=2)
+    ops, ids, intended = a_pass(1, 50, processes=2)
+    ring.add_pass(ops, ids, intended, sent_ns=7)
+    assert ring.live == 50
+    assert ring.pop(int(ids[3])) == (ops[3], None)
+    assert (ring.intended[(int(ids[4]) // 2) & ring.mask], ring.sent[(int(ids[4]) // 2) & ring.mask]) == (
+        int(intended[4]), 7)
+
+
+def test_a_pass_that_reaches_the_end_of_the_ring_wraps_to_its_start() -> None:
+    ring = InFlight(100)  # 1024 slots
+    ops, ids, intended = a_pass(1000, 50)
+    ring.add_pass(ops, ids, intended, sent_ns=0)
+    assert [ring.pop(int(i)) for i in ids] == [(o, None) for o in ops]
+    assert ring.live == 0
+
+
+def test_a_pass_with_a_gap_in_its_ids_is_refused() -> None:
+    ring = InFlight(100)
+    ops, _, intended = a_pass(0, 3)
+    with pytest.raises(ValueError, match="consecutive"):
+        ring.add_pass(ops, np.array([0, 1, 5], dtype=np.int64), intended, sent_ns=0)
+
+
+def test_pop_many_removes_the_live_ids_and_counts_the_others() -> None:
+    ring = InFlight(100)
+    ops, ids, intended = a_pass(0, 10)
+    ring.add_pass(ops, ids, intended, sent_ns=0)
+    ring.pop(4)
+    popped = ring.pop_many([2, 3, 4, 1029])  # 4 is already finished, 1029 never was
+    assert popped is not None
+    slots, not_in_flight = popped
+    assert (sorted(slots.tolist()), not_in_flight, ring.live) == ([2, 3], 2, 7)
+    assert ring.pop(3) is None, "a popped op pops once"
+
+
+def test_pop_many_leaves_ops_with_a_task_to_pop_one_by_one() -> None:
+    ring = InFlight(100)
+    ring.add(op(0))
+    ring.add(op(1), object())  # type: ignore[arg-type]
+    assert ring.pop_many([0, 1]) is None
+    assert ring.live == 2
+
+
+def test_pop_many_with_an_id_twice_removes_nothing() -> None:
+    ring = InFlight(100)
+    ring.add(op(0))
+    assert ring.pop_many([0, 0]) is None
+    assert ring.live == 1
+
+
+def test_expire_skips_a_long_run_of_finished_ops() -> None:
+    ring = InFlight(100)
+    ops, ids, intended = a_pass(0, 500)
+    ring.add_pass(ops, ids, intended, sent_ns=0)
+    assert ring.pop_many(list(range(0, 499))) is not None
+    assert [o.id for o, _ in ring.expire(10**9)] == [499]
+    assert ring.live == 0
+
+
+def test_room_returns_once_a_batch_of_old_ops_is_finished() -> None:
+    ring = InFlight(100)
+    ops, ids, intended = a_pass(0, 30)
+    ring.add_pass(ops, ids, intended, sent_ns=0)
+    assert not ring.room_for(1024)
+    assert ring.pop_many(list(range(0, 20))) is not None
+    assert ring.room_for(1024 + 19) and not ring.room_for(1024 + 20)

@@ -620,6 +620,76 @@ async def test_a_driver_with_send_batch_gets_every_due_op_in_batches(tmp_path: P
     assert_balanced(result)
 
 
+class AckedInLongBatches(FakeDriver):
+    """A batch driver whose transport acknowledges everything sent so far every 2 ms, at one instant
+    per batch, `ack_after_ns` after the batch's last intended start; it notes each op's truth."""
+
+    behaviour = staticmethod(ok)
+    ack_after_ns = 1_000_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[Op] = []
+        self.truth: list[tuple[int, int, int]] = []  # (intended, sent, completed) per acked op
+        self.batch_sizes: list[int] = []
+
+    async def start(self, ctx: DriverContext) -> None:
+        self.ctx = ctx
+        ctx.background(self.acks, "acks")
+
+    def send_batch(self, ops: list[Op]) -> None:
+        self.batch_sizes.append(len(ops))
+        self.waiting += ops
+
+    async def acks(self) -> None:
+        assert self.ctx is not None
+        while True:
+            await asyncio.sleep(0.002)
+            if self.waiting:
+                ops, self.waiting = self.waiting, []
+                done = max(op.intended_ns for op in ops) + self.ack_after_ns
+                self.truth += [(op.intended_ns, op.sent_ns, done) for op in ops]
+                self.ctx.completions.complete_many([op.id for op in ops], done)
+
+
+FAST = {"rate": {"rate": 100_000}, "duration_s": 0.1, "warmup_s": 0.02}
+
+
+async def test_long_passes_and_long_ack_batches_book_exactly_each_ops_own_latency(tmp_path: Path) -> None:
+    """The whole-pass send and the array booking of acknowledgements give, op for op, the histograms
+    the driver's own record of intended, sent and completed instants gives."""
+    result = await run_driver(AckedInLongBatches, tmp_path, **FAST)
+    drv, gen = result.driver, result.gen
+    assert max(drv.batch_sizes) >= 32, "the run took the long-pass path"
+    warm_end = gen.warmup_end_ns
+    measured = [t for t in drv.truth if t[0] >= warm_end]
+    books = result.books()
+    assert outcomes(books) == (12_000, 12_000, 0, 0, 0)
+    assert books["measured"]["ok"] == len(measured)
+    for metric, values in (("response", [(d - i) // 1000 for i, _, d in measured]),
+                           ("service", [(d - s) // 1000 for _, s, d in measured])):
+        truth = new_histogram()
+        for v in values:
+            truth.record_value(v)
+        assert result.histogram(metric).encode() == truth.encode(), metric
+    lag_truth = new_histogram()
+    for i, s, _ in drv.truth:
+        lag_truth.record_value((s - i) // 1000)
+    lag = merge([r.lag for r in result.intervals])
+    assert lag is not None and lag.histogram().encode() == lag_truth.encode()
+    assert_balanced(result)
+
+
+async def test_acknowledgements_later_than_the_timeout_in_a_long_batch_are_timeouts(tmp_path: Path) -> None:
+    class LateAcks(AckedInLongBatches):
+        ack_after_ns = 200_000_000  # the timeout is 50 ms
+
+    result = await run_driver(LateAcks, tmp_path, timeout_s=0.05, **FAST)
+    books = result.books()
+    assert (books["ok"], books["timeout"], books["scheduled"]) == (0, 12_000, 12_000)
+    assert_balanced(result)
+
+
 async def test_a_send_batch_that_raises_fails_every_op_of_the_batch(tmp_path: Path) -> None:
     class Broken(FakeDriver):
         behaviour = staticmethod(ok)
