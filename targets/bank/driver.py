@@ -338,11 +338,13 @@ class BankDriver(Driver):
             deadline = time.monotonic_ns() - horizon
             self.books.forget_older_than(deadline)
             pending = self._ws_pending
-            while pending:
-                first = next(iter(pending))
-                if pending[first][0] >= deadline:
+            drop = []  # one pass, then the deletions (see Books.forget_older_than)
+            for op_id, (intended, _) in pending.items():
+                if intended >= deadline:
                     break
-                del pending[first]  # its missing deliveries stay missing: the summary counts them
+                drop.append(op_id)
+            for op_id in drop:
+                del pending[op_id]  # its missing deliveries stay missing: the summary counts them
 
     # ---- what a workload's verify() needs ------------------------------------------------------
     def tallies(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ Async mode: the projection lags, so a load reads the latest snapshot and the eve
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +111,8 @@ class EventStore:
         # Carts this process appended last, so the next command on them skips the load query.
         # Always safe: a stale entry appends a version that exists, the unique index refuses it,
         # and the handler reloads from the store. Worth it when one process owns most writes.
-        self._aggregates: dict[str, Cart] | None = {} if cache_aggregates > 0 else None
+        # OrderedDict: evicting the oldest is O(1); a dict's `next(iter(d))` rescans deleted slots
+        self._aggregates: OrderedDict[str, Cart] | None = OrderedDict() if cache_aggregates > 0 else None
         self._aggregates_max = cache_aggregates
         self.aggregate_hits = 0
 
@@ -133,10 +135,10 @@ class EventStore:
         agg = self._aggregates
         if agg is None:
             return
-        agg.pop(cart.cart_id, None)
         agg[cart.cart_id] = cart
+        agg.move_to_end(cart.cart_id)
         if len(agg) > self._aggregates_max:
-            del agg[next(iter(agg))]  # oldest written first out
+            agg.popitem(last=False)  # oldest written first out
 
     async def load_stored(self, cart_id: str) -> Cart:
         if self.project:

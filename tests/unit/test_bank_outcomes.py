@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from targets.bank.outcomes import Books, OutcomeHandler, OutcomeStall, error_kind, watchdog
+from targets.bank.outcomes import SLOW_BROKER_S, Books, OutcomeHandler, OutcomeStall, error_kind, watchdog
 
 
 def test_error_kinds() -> None:
@@ -110,6 +110,37 @@ async def test_the_watchdog_raises_when_outcomes_stop_while_the_partitions_hold_
 
     with pytest.raises(OutcomeStall, match="received nothing"):
         await asyncio.wait_for(watchdog(books, lambda: {("out", 0): 10}, ends, stall_s=1, timeout_ns=1), 10)
+
+
+async def test_the_watchdog_names_a_slow_broker_when_its_end_offsets_come_late() -> None:
+    books = Books()
+    books.in_flight[1] = ("applied", time.monotonic_ns() - 10_000_000_000)
+
+    async def ends() -> dict[tuple[str, int], int]:
+        await asyncio.sleep(SLOW_BROKER_S)  # a saturated broker answers, late
+        return {("out", 0): 50}
+
+    with pytest.raises(OutcomeStall, match="overloaded broker, not the reader"):
+        await asyncio.wait_for(watchdog(books, lambda: {("out", 0): 10}, ends, stall_s=1, timeout_ns=1), 10)
+
+
+async def test_a_prompt_broker_leaves_the_reader_named_alone() -> None:
+    books = Books()
+    books.in_flight[1] = ("applied", time.monotonic_ns() - 10_000_000_000)
+
+    async def ends() -> dict[tuple[str, int], int]:
+        return {("out", 0): 50}
+
+    with pytest.raises(OutcomeStall) as raised:
+        await asyncio.wait_for(watchdog(books, lambda: {("out", 0): 10}, ends, stall_s=1, timeout_ns=1), 10)
+    assert "broker" not in str(raised.value)
+
+
+def test_forgetting_a_long_front_of_timed_out_ops_keeps_the_rest_in_order() -> None:
+    books = Books()
+    books.in_flight.update({i: ("applied", i) for i in range(100_000)})
+    books.forget_older_than(99_990)
+    assert list(books.in_flight) == list(range(99_990, 100_000)) and books.forgotten == 99_990
 
 
 async def test_the_watchdog_stays_quiet_when_the_reader_is_at_the_end() -> None:
