@@ -13,7 +13,7 @@ benchmark and shared by every tool, one tool at a time. Per round:
   failures, schedule-lag p99 <= 100 ms), then a ``--seconds`` run at that max rate (retried once at
   80% of it if it fails: the rate must hold as long as the closed-loop tools ran) gives requests/s and
   CPU per request (psutil ``cpu_times`` of the generator process over the whole run). This is done
-  for each connection pool of ``--pools``: the echo driver's default (1000) and a bounded one (32).
+  for each connection pool of ``--pools``: the echo driver's default (64) and a bounded one (32).
 
 The server shares the machine's cores with the client: its CPU per request is reported for every tool.
 wrk and Locust are closed-loop maxima; edabench's number is the highest rate it keeps on schedule.
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=int, default=Config.seconds)
     p.add_argument("--connections", type=int, default=Config.connections, help="wrk connections and Locust users")
     p.add_argument("--pools", default="default,32",
-                   help="edabench echo-driver connection pools to measure, comma-separated ('default' = 1000)")
+                   help="edabench echo-driver pools to measure, comma-separated ('default' = the driver's 64)")
     p.add_argument("--start-rate", type=float, default=Config.start_rate)
     p.add_argument("--factor", type=float, default=Config.factor)
     p.add_argument("--refine", type=int, default=Config.refine)
