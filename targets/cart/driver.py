@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from targets.cart.process import ServiceProcess, free_port
 
 RYW_METRIC = "read_your_writes_lag"  # write acknowledged -> cached query shows it
 PROJECTION_METRIC = "projection_lag"  # write acknowledged -> projection row shows it
+TOUCHED_MAX = 10_000  # carts remembered for verify() without ids
 _ERRORS = {s: Result(error=f"http_{s}") for s in range(400, 600)}
 
 
@@ -39,7 +41,8 @@ def _version(etag: str | None) -> int | None:
 class CartDriver:
     """Options (target_options): mode ("sync"|"async"), workers, port, url (use a running
     service), client ("http1"|"aiohttp"), connections, snapshot_every, pool_size, max_retries,
-    ryw_sample, ryw_poll_ms, ryw_timeout_s, cache_prefix; for the service: server
+    ryw_sample, ryw_poll_ms, ryw_timeout_s, cache_prefix, cache_ttl_s (default 300, the seed's 5
+    minutes); for the service: server
     ("uvicorn"|"granian"), max_inflight (per worker, then 503), body_timeout_s (then 408)."""
 
     name: ClassVar[str] = "cart"
@@ -56,7 +59,9 @@ class CartDriver:
         self.client: Http1Client | AiohttpClient | None = None
         self.base_url = ""
         self.mode = "sync"
-        self.touched: set[str] = set()
+        # carts written, newest last, for verify() without ids (a workload passes its own): bounded,
+        # so that a soak's memory does not grow with the number of carts it made
+        self.touched: OrderedDict[str, None] = OrderedDict()
         self._db: asyncpg.Pool | None = None
         self._probes: set[asyncio.Task[None]] = set()
         self._gauges: asyncio.Task[None] | None = None
@@ -137,7 +142,11 @@ class CartDriver:
         status, data, etag = await self.client.call(method, path, body, headers)
         done = time.monotonic_ns()
         if op.kind in WRITE_KINDS:
-            self.touched.add(payload["cart"])
+            touched = self.touched
+            touched[payload["cart"]] = None
+            touched.move_to_end(payload["cart"])
+            if len(touched) > TOUCHED_MAX:
+                touched.popitem(last=False)
             payload["version"] = _version(etag)  # fed back to the workload through the op
             if status < 300 and self.ryw_sample and self._rng.random() < self.ryw_sample:
                 self._probe(payload["cart"], payload["version"] or 0, done)
@@ -292,7 +301,7 @@ class CartDriver:
 
     async def verify(self, cart_ids: Iterable[str] | None = None) -> list[str]:
         """Per cart: versions 1..n, projection == replay of events, snapshot == replay to its version."""
-        ids = set(cart_ids) if cart_ids is not None else self.touched
+        ids = set(cart_ids) if cart_ids is not None else set(self.touched)
         if self._db is None or not ids:
             return []
         problems = [f"cart {c}: projection still behind its events" for c in await self.wait_projected(ids)]
@@ -322,6 +331,7 @@ def service_args(options: dict[str, Any], services: dict[str, str], port: int) -
         "--pool-size", str(options.get("pool_size", 10)),
         "--cache-prefix", str(options.get("cache_prefix", "cart:")),
         "--max-retries", str(options.get("max_retries", 5)),
+        "--cache-ttl", str(options.get("cache_ttl_s", 300)),
     ]  # fmt: skip
     if options.get("aggregate_cache") is not None:
         args += ["--aggregate-cache", str(options["aggregate_cache"])]

@@ -171,3 +171,31 @@ def test_failed_write_resyncs_the_session_from_acknowledged_state() -> None:
     _, p = w.next_op("add")
     w.on_result(Op("1", "add", p), "http_503")  # the add did not happen
     assert w.next_op("remove")[0] == "add"  # nothing acknowledged: nothing to remove
+
+
+def test_keep_carts_bounds_the_records_kept_whatever_the_run_length() -> None:
+    w = CartWorkload({"sessions": 20, "session_ops": 5, "keep_carts": 50, "namespace": 1}, seed=5, process_index=0)
+    server = FakeCartServer()
+    drive(w, server, 5000)
+    assert len(w.carts) <= 50 + 20  # the last 50 finished carts and the active sessions
+    assert w.dropped["carts"] > 100
+
+
+def test_keep_carts_still_counts_every_write_and_verifies_the_kept_ones() -> None:
+    w = CartWorkload({"sessions": 20, "session_ops": 5, "keep_carts": 50, "namespace": 1}, seed=5, process_index=0)
+    server = FakeCartServer()
+    drive(w, server, 5000)
+    stats = w.stats()
+    assert stats["acked"] == stats["writes"] == sum(len(e) for e in server.events.values())
+    assert stats["verified_carts"] < stats["carts"]
+    assert asyncio.run(w.verify(server)) == []
+
+
+def test_a_stale_read_in_a_dropped_cart_is_still_a_problem() -> None:
+    w = CartWorkload({"sessions": 5, "session_ops": 5, "keep_carts": 5, "namespace": 1}, seed=5, process_index=0)
+    server = FakeCartServer()
+    server.stale_by = 1
+    drive(w, server, 2000)
+    problems = asyncio.run(w.verify(server))
+    assert w.dropped["stale_reads"] > 0
+    assert any("finished carts dropped by keep_carts" in p for p in problems)

@@ -23,6 +23,9 @@ Options (workload_options):
                     projections: reads are not checked, the driver measures the lag instead)
   namespace         fixes the cart id namespace (default: random per run, so runs never share carts)
   verify_sample     carts whose cached query is checked over HTTP at the end (default 200)
+  keep_carts        0 (default): every cart's record is kept and verified at the end. N > 0: only the
+                    N most recently finished carts (and every active one) are; older finished carts
+                    are dropped and only counted, so a soak's memory does not grow with its length
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ class CartWorkload:
         self.if_match_rate = float(o.get("if_match_rate", 0.0))
         self.strong = o.get("consistency", "strong") == "strong"
         self.verify_sample = int(o.get("verify_sample", 200))
+        self.keep_carts = int(o.get("keep_carts", 0))
+        self._finished: deque[str] = deque()  # finished carts, oldest first (with keep_carts)
+        self.dropped: dict[str, int] = dict.fromkeys(("carts", "writes", "acked", "conflicts", "stale_reads"), 0)
         self.rng = random.Random(f"cart:{seed}:{process_index}")
         namespace = int(o["namespace"]) if "namespace" in o else secrets.randbits(32)
         self._id_base = (namespace << 96) | (process_index << 64)
@@ -101,8 +107,28 @@ class CartWorkload:
             self.pool.append(session)
         else:
             self.pool.append(self._new_session())
+            if self.keep_carts:
+                self._finish(session.record)
         self._burst, self._burst_left = session, self.tabs - 1
         return session
+
+    def _finish(self, record: CartRecord) -> None:
+        """A session ended: past `keep_carts` finished carts, the oldest one's record goes (its
+        counts stay). One with writes still in flight waits for the next turn."""
+        self._finished.append(record.cart_id)
+        for _ in range(len(self._finished) - self.keep_carts):
+            cart_id = self._finished.popleft()
+            old = self.carts[cart_id]
+            if old.in_flight:
+                self._finished.append(cart_id)
+                continue
+            del self.carts[cart_id]
+            d = self.dropped
+            d["carts"] += 1 if old.issued_writes else 0
+            d["writes"] += old.issued_writes
+            d["acked"] += len(old.acked)
+            d["conflicts"] += old.conflicts
+            d["stale_reads"] += len(old.stale_reads)
 
     def _product(self) -> str:
         return f"p-{self.rng.randint(1, self.catalogue_size):04d}"
@@ -197,6 +223,9 @@ class CartWorkload:
     async def verify(self, driver: Any) -> list[str]:
         touched = [c for c, r in self.carts.items() if r.issued_writes]
         problems = list(await driver.verify(touched))
+        if self.dropped["stale_reads"]:  # found while the run went on, in carts no longer kept
+            problems.append(f"{self.dropped['stale_reads']} stale reads (older than an acknowledged write) "
+                            f"in {self.dropped['carts']} finished carts dropped by keep_carts")
         state = await driver.fetch_state(touched)
         for cart_id in touched:
             events, projection, _ = state[cart_id]
@@ -216,12 +245,16 @@ class CartWorkload:
         return problems
 
     def stats(self) -> dict[str, int]:
-        """Counts for reports and tests."""
+        """Counts for reports and tests, dropped carts (`keep_carts`) included; `verified_carts`
+        is how many carts `verify` checks."""
         records = self.carts.values()
+        d = self.dropped
+        kept = sum(1 for r in records if r.issued_writes)
         return {
-            "carts": sum(1 for r in records if r.issued_writes),
-            "writes": sum(r.issued_writes for r in records),
-            "acked": sum(len(r.acked) for r in records),
-            "conflicts": sum(r.conflicts for r in records),
-            "stale_reads": sum(len(r.stale_reads) for r in records),
+            "carts": kept + d["carts"],
+            "writes": sum(r.issued_writes for r in records) + d["writes"],
+            "acked": sum(len(r.acked) for r in records) + d["acked"],
+            "conflicts": sum(r.conflicts for r in records) + d["conflicts"],
+            "stale_reads": sum(len(r.stale_reads) for r in records) + d["stale_reads"],
+            "verified_carts": kept,
         }
