@@ -180,9 +180,9 @@ def run(
         for path in made:
             console.print(f"report:  {path}", highlight=False)
         print_checks(checks)
-    if summary.get("interrupted"):
-        raise typer.Exit(gating.INTERRUPTED)
-    if gate or code == gating.UNTRUSTED:
+    if gate or summary.get("interrupted") or code == gating.UNTRUSTED:
+        # the gate's own order: an untrusted run (a failed watchdog stops the schedule too) is 4,
+        # a cleanly interrupted one 130, as `edabench gate` says of the same run directory
         raise typer.Exit(code)
 
 

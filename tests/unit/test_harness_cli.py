@@ -173,3 +173,27 @@ def test_run_target_options_override_the_specs_and_are_recorded(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     spec = orjson.loads((run_dir_of(runs) / "run.json").read_bytes())["spec"]
     assert spec["target_options"] == {"kept": "from the spec", "nested": {"a": 1, "b": "x"}, "extra": 3}
+
+
+def _stopped_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, problems: list[str]) -> Any:
+    """`edabench run` on a run whose schedule was cut short, with these problems (execute faked)."""
+    from test_results_gate import summary  # the gate tests' summary builder
+
+    import harness.engine.runner as runner
+
+    async def fake_execute(plan: Any, opts: Any) -> Any:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        return runner.RunOutcome(run_dir, summary(interrupted=True, problems=problems))
+
+    monkeypatch.setattr(runner, "execute", fake_execute)
+    return invoke("run", null_spec(tmp_path), "--no-report", "--json")
+
+
+def test_a_run_stopped_by_a_failed_watchdog_exits_4_not_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _stopped_run(tmp_path, monkeypatch, ["background task 'bank outcome watchdog' failed: OutcomeStall"])
+    assert result.exit_code == 4, result.output
+
+
+def test_a_cleanly_interrupted_run_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _stopped_run(tmp_path, monkeypatch, []).exit_code == 130
