@@ -6,8 +6,9 @@ Runs one step of `engine_rate` (`null`: README's do-nothing driver) or `kafka_se
 (`produce`: the librdkafka transport, on a fresh embedded broker), samples the generator process
 (not the parent) with `py-spy record --format raw` for the measured window, and prints the share of
 samples by self time, per function and per area (harness, transport/driver, librdkafka client,
-event loop). Needs py-spy (`pip install .[bench]`) and the right to trace a child (root, or
-ptrace_scope 0).
+event loop; py-spy puts the time of a C call on the Python frame that makes it, so a transport's
+share includes librdkafka's produce and poll). Needs py-spy (`pip install .[bench]`) and the right
+to trace a child (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from harness.loop import run
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 LOOP_FRAME = "_child_main"  # the generator process's frame that runs the event loop
-AREAS = (("harness/", "harness"), ("benchmarks/", "driver"), ("targets/", "driver"),
+AREAS = (("harness/transports/", "transport (with the librdkafka calls it makes)"),
+         ("harness/", "harness"), ("benchmarks/", "driver"), ("targets/", "driver"),
          ("confluent_kafka", "librdkafka client"), ("uvloop", "event loop"), ("asyncio", "event loop"))
 
 
