@@ -622,7 +622,7 @@ async def test_a_driver_with_send_batch_gets_every_due_op_in_batches(tmp_path: P
 
 class AckedInLongBatches(FakeDriver):
     """A batch driver whose transport acknowledges everything sent so far every 2 ms, at one instant
-    per batch, `ack_after_ns` after the batch's last intended start; it notes each op's truth."""
+    per batch, `ack_after_ns` after the batch's last send; it notes each op's truth."""
 
     behaviour = staticmethod(ok)
     ack_after_ns = 1_000_000
@@ -647,7 +647,9 @@ class AckedInLongBatches(FakeDriver):
             await asyncio.sleep(0.002)
             if self.waiting:
                 ops, self.waiting = self.waiting, []
-                done = max(op.intended_ns for op in ops) + self.ack_after_ns
+                # never before a send: on a loaded machine a pass goes out later than its last
+                # intended start, and an ack that preceded its send would be a negative service time
+                done = max(op.sent_ns for op in ops) + self.ack_after_ns
                 self.truth += [(op.intended_ns, op.sent_ns, done) for op in ops]
                 self.ctx.completions.complete_many([op.id for op in ops], done)
 
