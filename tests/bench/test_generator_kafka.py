@@ -1,7 +1,8 @@
 """Smoke test of the Kafka send-rate benchmark: a tiny version runs end to end and yields its ratios.
 
 Numbers are not asserted (they live in docs/benchmarks.md, measured by `python -m benchmarks.kafka_send_rate`);
-only that the anchor and the generator were both measured on the same broker and the ratio is computed.
+only that the anchors and the generator's steps were measured and the ratios follow from them. Whether a
+step passes depends on the machine's load, so neither outcome is required.
 """
 
 from __future__ import annotations
@@ -23,9 +24,17 @@ def test_kafka_send_rate_benchmark_runs_and_computes_ratios(embedded_kafka: str,
     assert round0["aiokafka"]["rate"] > 0
     assert set(round0["variants"]) == {"produce", "null"}
     for name, variant in round0["variants"].items():
-        assert variant["max_rate"] and variant["max_rate"] > 0, name
-        assert variant["ratio_to_librdkafka"] > 0 and variant["ratio_to_aiokafka"] > 0, name
-        assert variant["steps"] and all(s["rate"] > 0 for s in variant["steps"]), name
+        steps = variant["steps"]
+        assert steps and all(st["rate"] > 0 and st["ops_total"] > 0 for st in steps), name
+        # whether a step passes depends on how busy the machine is: the smoke test checks the
+        # arithmetic on whatever was measured, not that the machine was quiet
+        best = variant["max_rate"]
+        assert best == max((st["rate"] for st in steps if st["passed"]), default=None), name
+        if best is None:
+            assert variant["ratio_to_librdkafka"] is None and variant["lag_run"] is None, name
+            continue
+        assert variant["ratio_to_librdkafka"] == best / round0["librdkafka"]["rate"], name
+        assert variant["ratio_to_aiokafka"] == best / round0["aiokafka"]["rate"], name
         lag = variant["lag_run"]
         assert lag is not None and lag["rate"] > 0, name
         summary_lag = lag["extra"]["summary_schedule_lag_us"]
