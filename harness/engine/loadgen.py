@@ -295,10 +295,8 @@ class LoadGenerator:
         if self._batch:
             self.in_flight.add_pass(ops, ids_a[i:j], due_a[i:j], now)
             self._hand_batch(ops)
-        elif self.cfg.target.send_is_coroutine and self._eager is not None:
-            self._send_eager(ops)
         else:
-            self._send_each(ops)
+            self._send_one_by_one(ops)
 
     def _dispatch(self, ids: list[int], kinds: list[int], due: list[int], i: int, j: int, now: int) -> None:
         """Send ops i..j-1, all due by `now`. Counters are inlined: this runs once per op."""
@@ -335,10 +333,15 @@ class LoadGenerator:
         if ops:
             if self._batch:
                 self._send_batch(ops)
-            elif self.cfg.target.send_is_coroutine and self._eager is not None:
-                self._send_eager(ops)
             else:
-                self._send_each(ops)
+                self._send_one_by_one(ops)
+
+    def _send_one_by_one(self, ops: list[Op]) -> None:
+        """A driver without `send_batch`: an `async def send` stepped in place, else a call per op."""
+        if self.cfg.target.send_is_coroutine and self._eager is not None:
+            self._send_eager(ops)
+        else:
+            self._send_each(ops)
 
     def _send_batch(self, ops: list[Op]) -> None:
         add = self.in_flight.add

@@ -204,13 +204,17 @@ class KafkaProducer:
         self._hand_over()
         return served
 
-    async def run(self) -> None:
-        """Drain delivery reports for as long as the producer lives (supervise this task)."""
+    async def run(self, idle_s: float = POLL_IDLE_S) -> None:
+        """Drain delivery reports for as long as the producer lives (supervise this task).
+
+        An ack is booked when it is served here, so polls come every millisecond by default; a caller
+        whose ops do not complete on the ack can poll less often (`idle_s`): at 500 events/s two 1 ms
+        poll loops took half of a bank generator's CPU (py-spy)."""
         poll, hand_over = self._producer.poll, self._hand_over
         while True:
             served = poll(0)
             hand_over()
-            await asyncio.sleep(0 if served >= 1000 else POLL_IDLE_S)
+            await asyncio.sleep(0 if served >= 1000 else idle_s)
 
     async def flush(self, timeout_s: float = 10.0) -> int:
         """Wait until every record is delivered or failed; returns how many are still queued."""
@@ -277,8 +281,9 @@ class KafkaReader:
         for tp in tps:
             await asyncio.to_thread(self._consumer.get_watermark_offsets, tp, timeout_s)
 
-    async def run(self) -> None:
-        """Read until cancelled or closed (supervise this task)."""
+    async def run(self, idle_s: float = POLL_IDLE_S) -> None:
+        """Read until cancelled or closed (supervise this task), polling every `idle_s` while fewer
+        than a full batch wait: longer for a caller whose completion instants come in the records."""
         consume = self._consumer.consume
         while not self._closed:
             msgs = consume(self.batch, 0)
@@ -296,7 +301,7 @@ class KafkaReader:
                 if len(msgs) >= self.batch:
                     await asyncio.sleep(0)
                     continue
-            await asyncio.sleep(POLL_IDLE_S)
+            await asyncio.sleep(idle_s)
 
     async def end_offsets(self, timeout_s: float = 5.0) -> dict[tuple[str, int], int]:
         """The high watermark of every assigned partition, asked of the broker (off the event loop)."""
