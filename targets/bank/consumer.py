@@ -80,8 +80,6 @@ class _Listener(ConsumerRebalanceListener):
         self.starts = owner.starts
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        if revoked:  # a rebalance pauses consumption: say so, a stall in the run's timeseries is then explained
-            log.info("revoked %d partitions (rebalance)", len(revoked))
         await self.owner.flush_commits()  # commit what is done before the partitions move
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
