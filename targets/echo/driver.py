@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -31,13 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness.protocol import Driver, DriverContext, Op, Result
 from harness.transports.kafka import KafkaProducer, KafkaReader
-from targets.echo.server import REPLIES_TOPIC, REQUESTS_TOPIC
+from targets.echo.server import REPLIES_TOPIC, REQUESTS_TOPIC, TruthLog
 from targets.http.driver import HttpDriver
 
 READY_TIMEOUT_S = 60.0
 TOPIC_TIMEOUT_S = 30.0
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 TRUTH_FILE = "logs/echo-truth.bin"
+# Over Kafka the reply's own broker hop is latency the server cannot see: with `truth_log`, each
+# generator process also logs when it read each reply (same record layout; "arrival" = "answer" =
+# that instant), the very instant it hands to the harness, so the harness's books can be checked op by op.
+SEEN_FILE = "logs/echo-seen-{process}.bin"
 
 
 class EchoOptions(BaseModel):
@@ -150,6 +155,7 @@ class EchoDriver(Driver):
         self._http: HttpDriver | None = None
         self._producer: KafkaProducer | None = None
         self._reader: KafkaReader | None = None
+        self._seen: TruthLog | None = None
         self._ctx: DriverContext | None = None
         self._tag = b""
 
@@ -174,6 +180,9 @@ class EchoDriver(Driver):
         self._producer = KafkaProducer(bootstrap, self._delivered, linger_ms=o.linger_ms)
         await self._producer.prepare([REQUESTS_TOPIC])
         ctx.background(self._producer.run, "echo-producer")
+        if o.truth_log:
+            self._seen = TruthLog(str(Path(ctx.run_dir) / SEEN_FILE.format(process=ctx.process_index)))
+            ctx.background(self._seen.run, "echo-seen-log")
         self._reader = KafkaReader(bootstrap, [REPLIES_TOPIC], self._replies(complete))
         await self._reader.assign()
         ctx.background(self._reader.run, "echo-replies")
@@ -184,12 +193,17 @@ class EchoDriver(Driver):
 
     def _replies(self, complete: Any) -> Any:
         tag = self._tag
+        seen = self._seen
 
         def on_records(records: list[Any]) -> None:
+            now = time.monotonic_ns()
             for rec in records:
                 key = rec.key()
                 if key is not None and key.startswith(tag):
-                    complete(int(key[len(tag):].partition(b":")[0]))
+                    op_id, _, intended = key[len(tag):].partition(b":")
+                    if seen is not None:
+                        seen.add(int(op_id), int(intended), now, now)
+                    complete(int(op_id), None, now)
         return on_records
 
     async def send(self, op: Op) -> Result | None:
@@ -212,3 +226,5 @@ class EchoDriver(Driver):
             await self._producer.close()
         if self._reader is not None:
             await self._reader.close()
+        if self._seen is not None:
+            await self._seen.flush()
