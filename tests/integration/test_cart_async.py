@@ -110,7 +110,8 @@ async def test_projector_catches_up_without_lost_or_doubled_events(
             )
             assert proj == replay(cart, [Event(r[0], orjson.loads(r[1])) for r in rows]).view()
         assert total == statuses.count(200)
-        assert await db.fetchval("SELECT count(*) FROM event_outbox") == 0
+        # the relay deletes a row after the broker acked it, so the projector may apply an event first
+        assert await _outbox_drained(db), "every published outbox row is deleted"
         # each event applied exactly once (the counter moves just after the projection commits)
         assert await _wait_count(http, before + total) == before + total
 
