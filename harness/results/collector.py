@@ -90,6 +90,8 @@ class Collector:
         self._timeseries = (run_dir / "timeseries.jsonl").open("wb")
         self.live: dict[str, int] = dict.fromkeys(("ok", "error", "timeout", "not_sent", "scheduled"), 0)
         self.lag_intervals: list[tuple[int, int]] = []  # (t, lag p99 µs) of measured intervals, for the verdict
+        #: schedule lag of the measured window only: warm-up ops are not measured, so their lag judges nothing
+        self.measured_lag = new_histogram()
         self.kinds_seen: set[str] = set()
         self.extra_seen: set[str] = set()
 
@@ -164,6 +166,7 @@ class Collector:
             lag_p99 = values_at(hist, (99.0,))[0]
             if t >= self.warmup_s:
                 self.lag_intervals.append((t, lag_p99))
+                add(self.measured_lag, hist)
         observed = {}
         for metric, parts in iv.extra.items():
             merged = merge(parts)

@@ -362,6 +362,36 @@ def test_the_summary_minimum_is_the_smallest_sample_even_with_empty_intervals(tm
     assert summary["schedule_lag_us"]["min"] == 2
 
 
+def test_warm_up_schedule_lag_does_not_fail_the_generator_verdict(tmp_path: Path) -> None:
+    col = collector(tmp_path, 1, warmup_s=1.0)
+    col.accept(interval(0, 0, [], lag=[90_000] * 10, counts={"scheduled": 10, "sent": 10, "ok": 10}))
+    col.accept(interval(0, 1, [5_000] * 10, lag=[2_000] * 10))
+    col.close()
+    generator = summarize(col, [final(0, 20, 20, warmup=10)])["generator"]
+    assert generator["kept_up"] is True
+    assert generator["schedule_lag_p99_ms"] < 3
+
+
+def test_the_summary_schedule_lag_is_the_measured_window_s(tmp_path: Path) -> None:
+    col = collector(tmp_path, 1, warmup_s=1.0)
+    col.accept(interval(0, 0, [], lag=[90_000] * 10, counts={"scheduled": 10, "sent": 10, "ok": 10}))
+    col.accept(interval(0, 1, [5_000] * 10, lag=[2_000] * 10))
+    col.close()
+    lag = summarize(col, [final(0, 20, 20, warmup=10)])["schedule_lag_us"]
+    assert lag["count"] == 10
+    assert lag["max"] < 2_100
+
+
+def test_measured_schedule_lag_still_fails_the_generator_verdict(tmp_path: Path) -> None:
+    col = collector(tmp_path, 1, warmup_s=1.0)
+    col.accept(interval(0, 0, [], lag=[2_000] * 10, counts={"scheduled": 10, "sent": 10, "ok": 10}))
+    col.accept(interval(0, 1, [5_000] * 10, lag=[90_000] * 10))
+    col.close()
+    generator = summarize(col, [final(0, 20, 20, warmup=10)])["generator"]
+    assert generator["kept_up"] is False
+    assert generator["intervals_behind"] == [1]
+
+
 def test_a_run_with_nothing_scheduled_is_empty(tmp_path: Path) -> None:
     col = collector(tmp_path, 1)
     col.close()
